@@ -1,0 +1,55 @@
+"""plasmonwidgets: learn structure <-> plasmonic response from STEM-EELS with Jupyter widgets.
+
+Public names are imported lazily so that ``import plasmonwidgets`` stays fast and
+the data layer works without importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_PUBLIC = {
+    "SpectrumImage": "spectrum_image",
+    "Normalization": "spectrum_image",
+    "load": "io",
+    "make_tiles": "tiles",
+    "TilePairs": "tiles",
+    "Im2Spec": "models",
+    "Spec2Im": "models",
+    "load_model": "models",
+    "train": "training",
+    "Trainer": "training",
+    "History": "training",
+}
+_SUBMODULES = {"datasets", "analysis", "widgets", "preprocess", "simulate", "io", "models",
+               "training", "tiles"}
+
+__all__ = sorted(_PUBLIC) + sorted(_SUBMODULES)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .io import load
+    from .models import Im2Spec, Spec2Im, load_model
+    from .spectrum_image import Normalization, SpectrumImage
+    from .tiles import TilePairs, make_tiles
+    from .training import History, Trainer, train
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        module = importlib.import_module(f".{_PUBLIC[name]}", __name__)
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'plasmonwidgets' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
