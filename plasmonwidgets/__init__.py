@@ -7,7 +7,6 @@ the data layer works without importing torch.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -25,17 +24,19 @@ _PUBLIC = {
     "Trainer": "training",
     "History": "training",
 }
-_SUBMODULES = {"datasets", "analysis", "widgets", "preprocess", "simulate", "io", "models",
-               "training", "tiles"}
+_SUBMODULES = {
+    "datasets",
+    "analysis",
+    "widgets",
+    "preprocess",
+    "simulate",
+    "io",
+    "models",
+    "training",
+    "tiles",
+}
 
 __all__ = sorted(_PUBLIC) + sorted(_SUBMODULES)
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .io import load
-    from .models import Im2Spec, Spec2Im, load_model
-    from .spectrum_image import Normalization, SpectrumImage
-    from .tiles import TilePairs, make_tiles
-    from .training import History, Trainer, train
 
 
 def __getattr__(name: str):

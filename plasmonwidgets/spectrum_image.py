@@ -148,9 +148,7 @@ class SpectrumImage:
         if e.size == 0:
             raise ValueError("energy axis is empty")
         if e.size != n_channels:
-            raise ValueError(
-                f"energy has {e.size} values but spectra have {n_channels} channels"
-            )
+            raise ValueError(f"energy has {e.size} values but spectra have {n_channels} channels")
         if not np.all(np.isfinite(e)):
             raise ValueError("energy axis contains NaN/Inf")
         if e.size > 1 and not np.all(np.diff(e) > 0):

@@ -1,0 +1,336 @@
+"""Image-tile / spectrum pairs and spatial train/test splits.
+
+Tile convention: for SI pixel (r, c) and HAADF oversampling s, the window of
+``w`` HAADF pixels starts at HAADF row ``s*r + s//2 - w//2`` (same for
+columns). Index ``w//2`` of the tile is therefore the HAADF pixel at the SI
+pixel's centre (``s*r + s//2``); for an even ``w`` the centre sits just right of
+and below the geometric middle of the tile. With ``s`` even and ``w`` even the
+window is exactly centred on the SI pixel's centre.
+
+Tiles are served from a zero-copy sliding-window view of the HAADF; the
+(N, w, w) stack is only materialised when ``.images`` is read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .spectrum_image import SpectrumImage
+
+__all__ = ["TilePairs", "make_tiles", "SPLIT_METHODS"]
+
+SPLIT_METHODS = ("halves", "stripes", "blocks", "random")
+
+
+class TilePairs:
+    """N pairs of (HAADF tile, spectrum at the tile's centre).
+
+    Attributes
+    ----------
+    images : (N, w, w) float32
+        HAADF windows (HAADF counts), materialised on first access.
+    spectra : (N, E) float32
+        Spectrum at each tile's centre pixel.
+    positions : (N, 2) int64
+        SI (row, col) of each tile's centre.
+    energy : (E,) float64
+        Energy-loss axis in eV.
+    scan_shape : (h, w)
+        Shape of the SI scan the positions refer to.
+    regions : (N,) int or None
+        Region label of each centre when the SI carried ``metadata["regions"]``.
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray | None,
+        spectra: np.ndarray,
+        positions: np.ndarray,
+        energy: np.ndarray,
+        scan_shape: tuple[int, int],
+        regions: np.ndarray | None = None,
+        region_names: list[str] | None = None,
+        *,
+        _view: np.ndarray | None = None,
+        _starts: np.ndarray | None = None,
+        split_info: dict | None = None,
+    ):
+        spectra = np.asarray(spectra, dtype=np.float32)
+        positions = np.asarray(positions, dtype=np.int64)
+        if spectra.ndim != 2:
+            raise ValueError(f"spectra must be (N, E), got shape {spectra.shape}")
+        n = spectra.shape[0]
+        if positions.shape != (n, 2):
+            raise ValueError(f"positions must be ({n}, 2), got shape {positions.shape}")
+        if images is None and (_view is None or _starts is None):
+            raise ValueError("images are required")
+        if images is not None:
+            images = np.asarray(images, dtype=np.float32)
+            if images.ndim != 3 or images.shape[1] != images.shape[2] or images.shape[0] != n:
+                raise ValueError(f"images must be ({n}, w, w) to match {n} spectra, got shape {images.shape}")
+        self._images = images
+        self._view = _view
+        self._starts = _starts
+        self.spectra = spectra
+        self.positions = positions
+        self.energy = np.asarray(energy, dtype=np.float64)
+        if self.energy.shape != (spectra.shape[1],):
+            raise ValueError(f"energy has shape {self.energy.shape}; expected ({spectra.shape[1]},)")
+        self.scan_shape = (int(scan_shape[0]), int(scan_shape[1]))
+        self.regions = None if regions is None else np.asarray(regions)
+        self.region_names = list(region_names) if region_names is not None else None
+        self.split_info = dict(split_info or {})
+
+    # --- shape facts ------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.spectra.shape[0])
+
+    @property
+    def window(self) -> int:
+        if self._images is not None:
+            return int(self._images.shape[1])
+        return int(self._view.shape[-1])
+
+    @property
+    def n_energy(self) -> int:
+        return int(self.spectra.shape[1])
+
+    @property
+    def images(self) -> np.ndarray:
+        """(N, w, w) float32 HAADF tiles (materialised once, then cached)."""
+        if self._images is None:
+            rows, cols = self._starts[:, 0], self._starts[:, 1]
+            self._images = np.ascontiguousarray(self._view[rows, cols], dtype=np.float32)
+        return self._images
+
+    def tile(self, i: int) -> np.ndarray:
+        """The i-th (w, w) tile; a read-only view when not yet materialised."""
+        if self._images is not None:
+            return self._images[i]
+        r, c = self._starts[i]
+        return self._view[r, c]
+
+    def index_of(self, row: int, col: int) -> int | None:
+        """Index of the pair centred on SI pixel (row, col), or None."""
+        hit = np.flatnonzero((self.positions[:, 0] == row) & (self.positions[:, 1] == col))
+        return int(hit[0]) if hit.size else None
+
+    def __repr__(self) -> str:
+        return (
+            f"<TilePairs {len(self)} pairs, tiles {self.window}x{self.window}, "
+            f"{self.n_energy} channels, scan {self.scan_shape[0]}x{self.scan_shape[1]}>"
+        )
+
+    # --- subsets and splits ----------------------------------------------
+    def subset(self, indices: Any, split_info: dict | None = None) -> TilePairs:
+        """A new TilePairs holding the pairs at ``indices`` (int array or bool mask)."""
+        idx = np.asarray(indices)
+        if idx.dtype == bool:
+            if idx.shape != (len(self),):
+                raise ValueError(f"mask must have shape ({len(self)},), got {idx.shape}")
+            idx = np.flatnonzero(idx)
+        idx = idx.astype(np.int64)
+        if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
+            raise IndexError(f"indices out of range for {len(self)} pairs")
+        return TilePairs(
+            None if self._images is None else self._images[idx],
+            self.spectra[idx],
+            self.positions[idx],
+            self.energy,
+            self.scan_shape,
+            None if self.regions is None else self.regions[idx],
+            self.region_names,
+            _view=self._view,
+            _starts=None if self._starts is None else self._starts[idx],
+            split_info=split_info if split_info is not None else self.split_info,
+        )
+
+    def footprints(self) -> np.ndarray:
+        """(N, 2) HAADF-pixel (row, col) of each tile's top-left corner (unpadded frame)."""
+        if self._starts is not None:
+            return self._starts - self.split_info.get("pad", 0)
+        s = self.split_info.get("scale", 1)
+        return self.positions * s + s // 2 - self.window // 2
+
+    def split_by_mask(self, test_mask: np.ndarray, method: str = "mask") -> tuple[TilePairs, TilePairs]:
+        """Split with an (h, w) boolean SI-grid mask: True pixels are test centres.
+
+        Training tiles whose window contains any test centre are dropped, so
+        no test centre lies inside a training tile (overlapping tiles would
+        otherwise leak test pixels into training).
+        """
+        test_mask = np.asarray(test_mask, dtype=bool)
+        if test_mask.shape != self.scan_shape:
+            raise ValueError(f"test mask shape {test_mask.shape} does not match scan shape {self.scan_shape}")
+        is_test = test_mask[self.positions[:, 0], self.positions[:, 1]]
+        if not is_test.any() or is_test.all():
+            raise ValueError(
+                f"split '{method}' puts {int(is_test.sum())} of {len(self)} pairs in the test "
+                "set; choose a test_fraction that leaves both sets non-empty"
+            )
+        contains_test = self._windows_containing(self.positions[is_test])
+        train_idx = np.flatnonzero(~is_test & ~contains_test)
+        if train_idx.size == 0:
+            raise ValueError(
+                f"split '{method}' leaves no training tile that is clear of the test region; "
+                "use a smaller window or a split with larger contiguous regions"
+            )
+        info = dict(self.split_info, method=method, n_guard_dropped=int((~is_test & contains_test).sum()))
+        return (
+            self.subset(train_idx, dict(info, part="train")),
+            self.subset(np.flatnonzero(is_test), dict(info, part="test")),
+        )
+
+    def _windows_containing(self, centres: np.ndarray) -> np.ndarray:
+        """(N,) bool: does pair i's window contain any of the given SI centres?"""
+        s = self.split_info.get("scale", 1)
+        w = self.window
+        top_left = self.footprints()
+        h, wd = self.scan_shape
+        grid = np.zeros((h * s + 2 * w, wd * s + 2 * w), dtype=np.int32)
+        # mark centres in HAADF coordinates, offset by w so windows past the border index safely
+        grid[centres[:, 0] * s + s // 2 + w, centres[:, 1] * s + s // 2 + w] = 1
+        table = np.zeros((grid.shape[0] + 1, grid.shape[1] + 1), dtype=np.int64)
+        table[1:, 1:] = grid.cumsum(0).cumsum(1)
+        r0 = top_left[:, 0] + w
+        c0 = top_left[:, 1] + w
+        total = table[r0 + w, c0 + w] - table[r0, c0 + w] - table[r0 + w, c0] + table[r0, c0]
+        return total > 0
+
+    def split(
+        self,
+        method: str = "halves",
+        test_fraction: float = 0.5,
+        seed: int = 0,
+        n_stripes: int = 4,
+        n_blocks: int = 4,
+    ) -> tuple[TilePairs, TilePairs]:
+        """Spatial train/test split -> (train, test).
+
+        ``"halves"``: the right ``test_fraction`` of the scan columns is test.
+        ``"stripes"``: ``n_stripes`` vertical periods, the right part of each is test.
+        ``"blocks"``: an ``n_blocks``×``n_blocks`` grid, a random ``test_fraction`` of
+        the blocks (seeded) is test.
+        ``"random"``: pixels drawn at random (for comparison only: overlapping tiles leak).
+        Except for ``"random"``, training tiles that contain a test centre are dropped.
+        """
+        if method not in SPLIT_METHODS:
+            raise ValueError(f"unknown split method {method!r}; choose one of {SPLIT_METHODS}")
+        if not 0.0 < float(test_fraction) < 1.0:
+            raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+        h, w = self.scan_shape
+        rng = np.random.default_rng(seed)
+        if method == "random":
+            n_test = int(round(test_fraction * len(self)))
+            if n_test in (0, len(self)):
+                raise ValueError(f"test_fraction {test_fraction} leaves an empty set of {len(self)}")
+            order = rng.permutation(len(self))
+            info = dict(self.split_info, method="random")
+            return (
+                self.subset(np.sort(order[n_test:]), dict(info, part="train")),
+                self.subset(np.sort(order[:n_test]), dict(info, part="test")),
+            )
+        cols = np.arange(w)
+        if method == "halves":
+            boundary = int(round(w * (1 - test_fraction)))
+            mask_cols = cols >= boundary
+            test_mask = np.broadcast_to(mask_cols, (h, w))
+        elif method == "stripes":
+            if n_stripes < 1:
+                raise ValueError("n_stripes must be >= 1")
+            period = w / n_stripes
+            phase = (cols % period) / period
+            test_mask = np.broadcast_to(phase >= 1 - test_fraction, (h, w))
+        else:
+            if n_blocks < 2:
+                raise ValueError("n_blocks must be >= 2")
+            n_cells = n_blocks * n_blocks
+            n_test = max(1, min(n_cells - 1, int(round(test_fraction * n_cells))))
+            chosen = np.zeros(n_cells, dtype=bool)
+            chosen[rng.choice(n_cells, n_test, replace=False)] = True
+            block_r = np.minimum(np.arange(h) * n_blocks // h, n_blocks - 1)
+            block_c = np.minimum(np.arange(w) * n_blocks // w, n_blocks - 1)
+            test_mask = chosen.reshape(n_blocks, n_blocks)[block_r[:, None], block_c[None, :]]
+        return self.split_by_mask(np.asarray(test_mask), method)
+
+
+def make_tiles(si: SpectrumImage, window: int = 16, step: int = 1, pad: str | None = None) -> TilePairs:
+    """Pair every SI pixel's spectrum with the HAADF window centred on it.
+
+    Parameters
+    ----------
+    si : SpectrumImage
+    window : int
+        Tile size ``w`` in HAADF pixels (the paper uses 16).
+    step : int
+        Take every ``step``-th SI pixel along rows and columns.
+    pad : None or "reflect"
+        None drops centres whose window would leave the HAADF; "reflect" mirrors
+        the HAADF at its borders so every SI pixel gets a tile.
+
+    Returns
+    -------
+    TilePairs with N = number of kept centres.
+    """
+    if not isinstance(si, SpectrumImage):
+        raise TypeError(f"make_tiles needs a SpectrumImage, got {type(si).__name__}")
+    if isinstance(window, bool) or int(window) != window:
+        raise TypeError(f"window must be an integer, got {window!r}")
+    if isinstance(step, bool) or int(step) != step or step < 1:
+        raise ValueError(f"step must be a positive integer, got {step!r}")
+    window = int(window)
+    H, W = si.haadf.shape
+    if window < 2:
+        raise ValueError(f"window must be at least 2 HAADF pixels, got {window}")
+    if window > min(H, W):
+        raise ValueError(
+            f"window {window} is larger than the HAADF image {H}x{W}; use a window <= {min(H, W)}"
+        )
+    if pad not in (None, "reflect"):
+        raise ValueError(f"pad must be None or 'reflect', got {pad!r}")
+    s = si.scale
+    h, w = si.scan_shape
+    margin = window if pad == "reflect" else 0
+    image = np.pad(si.haadf, margin, mode="reflect") if margin else si.haadf
+    view = sliding_window_view(image, (window, window))
+    rows = np.arange(0, h, step)
+    cols = np.arange(0, w, step)
+    start_r = rows * s + s // 2 - window // 2 + margin
+    start_c = cols * s + s // 2 - window // 2 + margin
+    keep_r = (start_r >= 0) & (start_r + window <= image.shape[0])
+    keep_c = (start_c >= 0) & (start_c + window <= image.shape[1])
+    rows, cols, start_r, start_c = rows[keep_r], cols[keep_c], start_r[keep_r], start_c[keep_c]
+    if rows.size == 0 or cols.size == 0:
+        raise ValueError(
+            f"no SI pixel has a full {window}x{window} window inside the {H}x{W} HAADF; "
+            "use a smaller window or pad='reflect'"
+        )
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    positions = np.stack([rr.ravel(), cc.ravel()], axis=1)
+    sr, sc = np.meshgrid(start_r, start_c, indexing="ij")
+    starts = np.stack([sr.ravel(), sc.ravel()], axis=1)
+    spectra = si.spectra
+    if si.is_lazy:
+        spectra = spectra[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].compute()
+        spectra = np.asarray(spectra)[rr - rows[0], cc - cols[0]].reshape(-1, si.n_energy)
+    else:
+        spectra = spectra[rr, cc].reshape(-1, si.n_energy)
+    regions = si.metadata.get("regions")
+    region_labels = None
+    if regions is not None and np.shape(regions) == (h, w):
+        region_labels = np.asarray(regions)[positions[:, 0], positions[:, 1]]
+    return TilePairs(
+        None,
+        spectra,
+        positions,
+        si.energy,
+        (h, w),
+        region_labels,
+        si.metadata.get("region_names"),
+        _view=view,
+        _starts=starts,
+        split_info={"scale": s, "pad": margin, "window": window},
+    )
