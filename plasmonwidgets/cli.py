@@ -1,0 +1,149 @@
+"""Command line: ``plasmonwidgets demo | simulate | train``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "dashboard_notebook"]
+
+
+def dashboard_notebook() -> Path:
+    """Path of the dashboard notebook: the repository copy, else the one packaged with the wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "notebooks" / "dashboard.ipynb", here / "app" / "dashboard.ipynb"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("dashboard.ipynb not found next to the package; reinstall plasmonwidgets")
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    notebook = dashboard_notebook()
+    port = args.port or _free_port(args.host)
+    cmd = [
+        sys.executable, "-m", "voila", str(notebook),
+        f"--Voila.ip={args.host}", f"--port={port}", "--no-browser",
+        "--strip_sources=True", "--show_tracebacks=False",
+        f"--Voila.root_dir={notebook.parent}",
+    ]  # fmt: skip
+    url = f"http://{args.host}:{port}/"
+    print(f"plasmonwidgets dashboard: {url}  (Ctrl-C to stop)", flush=True)
+    env = dict(os.environ, PLASMONWIDGETS_DATA_DIR=str(Path(args.data_dir).resolve()))
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        return proc.wait()
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from . import datasets
+    from .simulate import summary
+
+    t0 = time.perf_counter()
+    si = datasets.nanocube_array(seed=args.seed, size=args.size, scale=args.scale)
+    elapsed = time.perf_counter() - t0
+    print(summary(si))
+    print(f"generated in {elapsed:.1f} s")
+    if args.out:
+        path = si.save(args.out)
+        print(f"saved to {path}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import datasets
+    from .io import load
+    from .models import Im2Spec, Spec2Im
+    from .tiles import make_tiles
+    from .training import train
+
+    si = datasets.nanocube_array(seed=0) if args.data == "builtin" else load(args.data)
+    pairs = make_tiles(si, window=args.window)
+    train_set, test_set = pairs.split(args.split)
+    if args.direction == "im2spec":
+        model = Im2Spec(window=args.window, n_energy=si.n_energy, latent_dim=args.latent)
+    else:
+        model = Spec2Im(n_energy=si.n_energy, window=args.window, latent_dim=args.latent)
+    bar = tqdm(total=args.epochs, unit="epoch", disable=args.quiet)
+
+    def on_epoch(event):
+        if event.kind == "epoch":
+            bar.update(1)
+            bar.set_postfix(train=f"{event.train_loss:.3g}", test=f"{event.test_loss:.3g}")
+
+    history = train(model, train_set, test_set, epochs=args.epochs, seed=args.seed,
+                    callbacks=(on_epoch,))
+    bar.close()
+    model.save(args.out)
+    from .analysis import error_map
+
+    err = error_map(model, test_set)
+    import numpy as np
+
+    print(
+        f"{args.direction} latent={args.latent}: test NMSE {np.nanmean(err):.2f} % "
+        f"over {len(test_set)} test tiles, {len(history.train_loss)} epochs, "
+        f"{sum(history.epoch_time):.1f} s; saved to {args.out}"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plasmonwidgets", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="serve the dashboard with Voila")
+    demo.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8866, help="port (0 picks a free one)")
+    demo.add_argument("--data-dir", default=".", help="folder the dashboard's file chooser may read")
+    demo.set_defaults(func=_cmd_demo)
+
+    sim = sub.add_parser("simulate", help="simulate the built-in nanocube dataset")
+    sim.add_argument("out", nargs="?", help="write the SpectrumImage here (.hspy, .zspy or .npz)")
+    sim.add_argument("--size", type=int, default=96, help="scan size in SI pixels")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--scale", type=int, default=1, help="HAADF oversampling factor")
+    sim.set_defaults(func=_cmd_simulate)
+
+    tr = sub.add_parser("train", help="train im2spec or spec2im on a file or the built-in data")
+    tr.add_argument("data", help="data file, or 'builtin' for the simulated dataset")
+    tr.add_argument("--direction", choices=("im2spec", "spec2im"), default="im2spec")
+    tr.add_argument("--latent", type=int, default=10)
+    tr.add_argument("--epochs", type=int, default=60)
+    tr.add_argument("--window", type=int, default=16)
+    tr.add_argument("--split", default="halves", choices=("halves", "stripes", "blocks"))
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--out", default="model.pt")
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(func=_cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "port", None) == 0:
+        args.port = None
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, OSError, TypeError) as exc:
+        print(f"plasmonwidgets {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
