@@ -76,7 +76,7 @@ def test_remove_zlp_bad_arguments():
 
 
 def test_crop_keeps_the_range_and_rejects_empty_ranges():
-    si, _, e = tail_si(h=2, w=2)
+    si, _, _ = tail_si(h=2, w=2)
     out = si.crop(0.2, 1.0)
     assert out.energy[0] >= 0.2 and out.energy[-1] <= 1.0
     assert out.spectra.shape[-1] == out.energy.size

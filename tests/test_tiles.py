@@ -119,7 +119,7 @@ def test_halves_split_sides():
 def test_random_split_is_seeded_and_leaks_by_design():
     pairs = make_tiles(make_si(), window=6)
     a_train, a_test = pairs.split("random", seed=3)
-    b_train, b_test = pairs.split("random", seed=3)
+    _, b_test = pairs.split("random", seed=3)
     np.testing.assert_array_equal(a_test.positions, b_test.positions)
     assert len(a_train) + len(a_test) == len(pairs)
     assert not no_test_centre_inside_a_train_tile(a_train, a_test)
@@ -157,7 +157,11 @@ def test_tiles_and_splits_properties(h, w, s, window, step, method, fraction, se
     si = make_si(h=h, w=w, e=3, s=s, seed=seed)
     if window > min(si.haadf.shape):
         return
-    pairs = make_tiles(si, window=window, step=step)
+    try:
+        pairs = make_tiles(si, window=window, step=step)
+    except ValueError as exc:  # every sampled centre too close to the border
+        assert "no SI pixel has a full" in str(exc)
+        return
     n = len(pairs)
     assert pairs.images.shape == (n, window, window)
     assert pairs.spectra.shape == (n, 3) and pairs.positions.shape == (n, 2)
