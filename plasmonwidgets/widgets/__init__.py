@@ -1,0 +1,35 @@
+"""Notebook widgets built on the headless core (anywidget + bqplot + ipywidgets).
+
+Names are imported lazily so importing one widget does not pull in the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_PUBLIC = {
+    "HAADFViewer": "haadf_viewer",
+    "SpectrumView": "spectrum_view",
+    "TileView": "tile_view",
+    "NMFPanel": "nmf_panel",
+    "ErrorMapPanel": "error_map_panel",
+    "LatentExplorer": "latent_explorer",
+    "TrainingProgress": "training_progress",
+    "Dashboard": "dashboard",
+    "link": "linking",
+    "link_probe": "linking",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'plasmonwidgets.widgets' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
