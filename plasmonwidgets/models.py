@@ -1,0 +1,469 @@
+"""im2spec and spec2im encoder-decoders (Roccapriore et al., Small 2021; AtomAI's ImSpec).
+
+``Im2Spec``: HAADF tile (w, w) -> latent (d,) -> EEL spectrum (E,).
+``Spec2Im``: EEL spectrum (E,) -> latent (d,) -> HAADF tile (w, w).
+
+Encoder: ``n_layers_enc`` kernel-3 conv layers (LeakyReLU 0.1, batch-norm), flatten, dense
+to the latent vector (Spec2Im first average-pools the spectrum by ``pool``). Decoder: dense
+to ``n_filters_dec`` channels x target length (Spec2Im: a (w/4, w/4) map, then conv +
+nearest x2 upsampling twice), a pyramid of dilated convs (dilations 1, 2, 3, 4; all stage
+outputs summed), a conv to one channel and a final 1x1 conv with linear output.
+
+Units. The numpy methods ``encode``, ``decode`` and ``predict`` take and return physical
+units (HAADF counts, spectral intensity). Each model stores the normalisation it was
+trained with as buffers (a per-feature offset, the training-set mean, and one scalar scale,
+the residual standard deviation, for inputs and targets; fitted by ``fit_normalization``
+before training) and applies it explicitly; ``forward`` works on normalised tensors. A
+scalar target scale keeps the training MSE proportional to the physical squared error.
+
+Threads. ``model.lock`` (an RLock) guards the weights. The numpy methods hold it for the
+whole call and run in eval mode without gradients; the trainer (``training.py``) trains a
+private copy and publishes weights into the model under the same lock, so a widget
+decoding concurrently never sees half-updated weights or batch-norm in train mode.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from .device import select_device
+from .nn.blocks import ConvBlock, DilatedPyramid
+
+__all__ = ["CheckpointError", "Im2Spec", "ImSpecModel", "Spec2Im", "load_model"]
+
+#: samples per forward pass in the numpy methods (bounds memory for whole-scan calls)
+INFERENCE_CHUNK = 256
+
+
+class ImSpecModel(nn.Module):
+    """Base class: normalisation buffers, numpy inference, locking, save/load.
+
+    Subclasses set ``direction``, ``input_shape``, ``target_shape`` and build
+    ``self.encoder`` (normalised (N, *input_shape) -> (N, d)) and ``self.decoder``
+    ((N, d) -> normalised (N, *target_shape)).
+    """
+
+    direction: ClassVar[str]
+    input_name: ClassVar[str]
+    target_name: ClassVar[str]
+
+    def __init__(self, input_shape: tuple[int, ...], target_shape: tuple[int, ...],
+                 latent_dim: int, config: dict[str, Any]):
+        super().__init__()
+        self.input_shape = tuple(input_shape)
+        self.target_shape = tuple(target_shape)
+        self.latent_dim = int(latent_dim)
+        self._config = dict(config)
+        self.lock = threading.RLock()
+        self._energy: np.ndarray | None = None
+        self.register_buffer("x_offset", torch.zeros(self.input_shape))
+        self.register_buffer("x_scale", torch.ones(()))
+        self.register_buffer("y_offset", torch.zeros(self.target_shape))
+        self.register_buffer("y_scale", torch.ones(()))
+        self.register_buffer("normalization_fitted", torch.zeros((), dtype=torch.bool))
+
+    # ----------------------------------------------------------------- description
+    @property
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (architecture) that rebuild this model; a copy."""
+        return dict(self._config)
+
+    @property
+    def window(self) -> int:
+        """Tile side in HAADF pixels."""
+        return int(self._config["window"])
+
+    @property
+    def n_energy(self) -> int:
+        """Number of energy channels E of the spectra."""
+        return int(self._config["n_energy"])
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def is_fitted(self) -> bool:
+        """True once ``fit_normalization`` ran (i.e. the model has been or is being trained)."""
+        return bool(self.normalization_fitted)
+
+    @property
+    def energy(self) -> np.ndarray | None:
+        """Energy axis (E,) in eV of the spectra, or None if unknown."""
+        return self._energy
+
+    @energy.setter
+    def energy(self, value: Any) -> None:
+        if value is None:
+            self._energy = None
+            return
+        e = np.asarray(value, dtype=np.float64)
+        if e.shape != (self.n_energy,):
+            raise ValueError(f"energy axis must have shape ({self.n_energy},) to match "
+                             f"n_energy, got shape {e.shape}")
+        if not np.all(np.isfinite(e)) or np.any(np.diff(e) <= 0):
+            raise ValueError("energy axis must be finite and strictly increasing (eV)")
+        e = e.copy()
+        e.flags.writeable = False
+        self._energy = e
+
+    def extra_repr(self) -> str:
+        return (f"direction={self.direction!r}, latent_dim={self.latent_dim}, "
+                f"window={self.window}, n_energy={self.n_energy}, fitted={self.is_fitted}")
+
+    # --------------------------------------------------------------- normalisation
+    def fit_normalization(self, inputs: np.ndarray, targets: np.ndarray) -> None:
+        """Fit input/target offset (per-feature mean) and scale (scalar residual std).
+
+        ``inputs`` (N, *input_shape) and ``targets`` (N, *target_shape) in physical units,
+        normally the training set. Statistics are accumulated in float64.
+        """
+        x = self._check_batch(inputs, self.input_shape, self.input_name, allow_single=False)
+        y = self._check_batch(targets, self.target_shape, self.target_name, allow_single=False)
+        if len(x) != len(y):
+            raise ValueError(f"inputs and targets differ in length: {len(x)} vs {len(y)}")
+        with self.lock:
+            for arr, off, scale in ((x, self.x_offset, self.x_scale),
+                                    (y, self.y_offset, self.y_scale)):
+                a = arr.astype(np.float64)
+                mean = a.mean(axis=0)
+                std = float(np.sqrt(np.mean((a - mean) ** 2)))
+                # constant data: keep unit scale rather than divide by ~0
+                off.copy_(torch.from_numpy(mean.astype(np.float32)))
+                scale.fill_(std if std > 1e-12 * max(1.0, float(np.abs(mean).max())) else 1.0)
+            self.normalization_fitted.fill_(True)
+
+    def normalize_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.x_offset) / self.x_scale
+
+    def normalize_targets(self, y: torch.Tensor) -> torch.Tensor:
+        return (y - self.y_offset) / self.y_scale
+
+    def denormalize_targets(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self.y_scale + self.y_offset
+
+    # --------------------------------------------------------------------- torch API
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised inputs (N, *input_shape) -> normalised targets (N, *target_shape)."""
+        return self.decoder(self.encoder(x))
+
+    # --------------------------------------------------------------------- numpy API
+    def encode(self, x: Any) -> np.ndarray:
+        """Physical inputs (N, *input_shape) or one sample -> latent (N, d) or (d,), float32."""
+        return self._run(lambda t: self.encoder(self.normalize_inputs(t)),
+                         x, self.input_shape, self.input_name, (self.latent_dim,))
+
+    def decode(self, z: Any) -> np.ndarray:
+        """Latent (N, d) or (d,) -> physical targets (N, *target_shape) or one target."""
+        return self._run(lambda t: self.denormalize_targets(self.decoder(t)),
+                         z, (self.latent_dim,), "latent vector",
+                         self.target_shape)
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Physical inputs -> physical targets; ``decode(encode(x))`` in one pass."""
+        return self._run(lambda t: self.denormalize_targets(self(self.normalize_inputs(t))),
+                         x, self.input_shape, self.input_name, self.target_shape)
+
+    def _check_batch(self, value: Any, shape: tuple[int, ...], name: str, *,
+                     allow_single: bool = True) -> np.ndarray:
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        arr = np.asarray(value)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)
+                                       or np.issubdtype(arr.dtype, np.integer)
+                                       or arr.dtype == np.bool_):
+            raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+        if allow_single and arr.shape == shape:
+            arr = arr[None]
+        if arr.ndim != len(shape) + 1 or arr.shape[1:] != shape:
+            single = f"{shape} for one sample or " if allow_single else ""
+            raise ValueError(
+                f"{type(self).__name__} expects {name} of shape {single}(N, {', '.join(map(str, shape))}), "
+                f"got shape {arr.shape}" + self._shape_hint(arr.shape, shape, name))
+        # torch.from_numpy warns on read-only memory (e.g. zero-copy tile views): copy those
+        arr = arr.astype(np.float32, copy=not arr.flags.writeable)
+        if not np.all(np.isfinite(arr)):
+            bad = int(np.count_nonzero(~np.isfinite(arr)))
+            raise ValueError(f"{name} contains {bad} NaN/Inf value(s); clean or mask them first")
+        return arr
+
+    def _shape_hint(self, got: tuple[int, ...], shape: tuple[int, ...], name: str) -> str:
+        return ""
+
+    def _run(self, fn: Callable[[torch.Tensor], torch.Tensor], value: Any,
+             shape: tuple[int, ...], name: str, out_shape: tuple[int, ...]) -> np.ndarray:
+        single = np.shape(value) == shape
+        arr = self._check_batch(value, shape, name)
+        with self.lock, torch.inference_mode():
+            was_training = self.training
+            if was_training:  # toggling modes walks every submodule: skip it on the hot path
+                self.eval()
+            try:
+                device = self.device
+                outs = [fn(torch.from_numpy(arr[i:i + INFERENCE_CHUNK]).to(device)).float().cpu()
+                        for i in range(0, len(arr), INFERENCE_CHUNK)]
+            finally:
+                if was_training:
+                    self.train()
+        if not outs:  # an empty batch gives an empty result of the right trailing shape
+            return np.zeros((0, *out_shape), dtype=np.float32)
+        out = torch.cat(outs).numpy()
+        return out[0] if single else out
+
+    # ------------------------------------------------------------------ copy / io
+    def clone(self, device: str | torch.device | None = None) -> ImSpecModel:
+        """An independent copy (weights, normalisation, energy) with its own lock."""
+        with self.lock:
+            other = type(self)(**self.config, device=device or self.device)
+            other.load_state_dict(self.state_dict())
+            other.energy = self.energy
+        return other
+
+    def __deepcopy__(self, memo: dict) -> ImSpecModel:
+        return self.clone()
+
+    def save(self, path: str | Path, extra: dict | None = None) -> Path:
+        """Write architecture, weights, normalisation and energy axis to one file (atomic).
+
+        ``extra``: optional plain-data dict (numbers, strings, lists) stored alongside,
+        e.g. the training history. Returns the path written.
+        """
+        with self.lock:
+            state = {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}
+        energy = None if self.energy is None else torch.from_numpy(self.energy.copy())
+        return write_checkpoint(path, model_class=type(self).__name__, config=self.config,
+                                state_dict=state, energy=energy, extra=extra)
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _dilations(value: Sequence[int]) -> tuple[int, ...]:
+    dil = tuple(int(d) for d in value)
+    if not dil or any(d < 1 for d in dil):
+        raise ValueError(f"dilations must be a non-empty sequence of positive ints, got {value!r}")
+    return dil
+
+
+@contextmanager
+def _seeded_init(seed: int | None):
+    """Make layer initialisation reproducible without disturbing torch's global RNG."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield
+
+
+class _ImageEncoder(nn.Module):
+    """(N, w, w) -> (N, d): 2-D conv block, flatten, dense."""
+
+    def __init__(self, window: int, latent_dim: int, n_layers: int, n_filters: int):
+        super().__init__()
+        self.conv = ConvBlock(2, n_layers, 1, n_filters)
+        self.fc = nn.Linear(n_filters * window * window, latent_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x.unsqueeze(1)).flatten(1))
+
+
+class _SpectrumDecoder(nn.Module):
+    """(N, d) -> (N, E): dense to (filters, E), 1-D dilated pyramid, conv to 1, 1x1 conv."""
+
+    def __init__(self, n_energy: int, latent_dim: int, n_filters: int, dilations: tuple[int, ...]):
+        super().__init__()
+        self.shape = (n_filters, n_energy)
+        self.fc = nn.Linear(latent_dim, n_filters * n_energy)
+        self.pyramid = DilatedPyramid(1, n_filters, n_filters, dilations)
+        self.conv = ConvBlock(1, 1, n_filters, 1)
+        self.out = nn.Conv1d(1, 1, kernel_size=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.fc(z).view(-1, *self.shape)
+        return self.out(self.conv(self.pyramid(x))).squeeze(1)
+
+
+class _SpectrumEncoder(nn.Module):
+    """(N, E) -> (N, d): average-pool by ``pool``, 1-D conv block, flatten, dense."""
+
+    def __init__(self, n_energy: int, latent_dim: int, n_layers: int, n_filters: int, pool: int):
+        super().__init__()
+        self.pool = pool
+        # ceil_mode keeps the last partial bin (its mean over the channels that exist)
+        # instead of silently dropping the top of the energy range.
+        self.length = math.ceil(n_energy / pool)
+        self.conv = ConvBlock(1, n_layers, 1, n_filters)
+        self.fc = nn.Linear(n_filters * self.length, latent_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.unsqueeze(1)
+        if self.pool > 1:
+            x = F.avg_pool1d(x, self.pool, self.pool, ceil_mode=True)
+        return self.fc(self.conv(x).flatten(1))
+
+
+class _ImageDecoder(nn.Module):
+    """(N, d) -> (N, w, w): dense to (filters, w/4, w/4), [conv, x2 upsample] twice,
+    2-D dilated pyramid, conv to 1 channel, 1x1 conv."""
+
+    def __init__(self, window: int, latent_dim: int, n_filters: int, dilations: tuple[int, ...]):
+        super().__init__()
+        self.shape = (n_filters, window // 4, window // 4)
+        self.fc = nn.Linear(latent_dim, n_filters * (window // 4) ** 2)
+        self.up1 = ConvBlock(2, 1, n_filters, n_filters)
+        self.up2 = ConvBlock(2, 1, n_filters, n_filters)
+        self.pyramid = DilatedPyramid(2, n_filters, n_filters, dilations)
+        self.conv = ConvBlock(2, 1, n_filters, 1)
+        self.out = nn.Conv2d(1, 1, kernel_size=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.fc(z).view(-1, *self.shape)
+        x = F.interpolate(self.up1(x), scale_factor=2, mode="nearest")
+        x = F.interpolate(self.up2(x), scale_factor=2, mode="nearest")
+        return self.out(self.conv(self.pyramid(x))).squeeze(1)
+
+
+class Im2Spec(ImSpecModel):
+    """HAADF tile (w, w) -> EEL spectrum (E,) at the tile centre.
+
+    Parameters
+    ----------
+    window : tile side in HAADF pixels (default 16).
+    n_energy : number of energy channels E of the predicted spectrum.
+    latent_dim : size d of the bottleneck (paper: 2 or 10).
+    n_layers_enc, n_filters_enc : encoder conv layers and filters (AtomAI: 3, 64).
+    n_filters_dec, dilations : decoder filters and pyramid dilations (AtomAI: 64, 1..4).
+    energy : optional energy axis (E,) in eV, stored with the model.
+    device : torch device; None picks CUDA, then MPS, then CPU.
+    seed : seed of the weight initialisation (reproducible by default); None uses
+        torch's global RNG.
+    """
+
+    direction = "im2spec"
+    input_name = "HAADF tile(s)"
+    target_name = "spectra"
+
+    def __init__(self, window: int = 16, n_energy: int = 100, latent_dim: int = 10, *,
+                 n_layers_enc: int = 3, n_filters_enc: int = 64, n_filters_dec: int = 64,
+                 dilations: Sequence[int] = (1, 2, 3, 4), energy: Any = None,
+                 device: str | torch.device | None = None, seed: int | None = 0):
+        window = _positive_int("window", window, 3)
+        n_energy = _positive_int("n_energy", n_energy)
+        latent_dim = _positive_int("latent_dim", latent_dim)
+        config = dict(window=window, n_energy=n_energy, latent_dim=latent_dim,
+                      n_layers_enc=_positive_int("n_layers_enc", n_layers_enc),
+                      n_filters_enc=_positive_int("n_filters_enc", n_filters_enc),
+                      n_filters_dec=_positive_int("n_filters_dec", n_filters_dec),
+                      dilations=_dilations(dilations), seed=seed)
+        super().__init__((window, window), (n_energy,), latent_dim, config)
+        with _seeded_init(seed):
+            self.encoder = _ImageEncoder(window, latent_dim, config["n_layers_enc"],
+                                         config["n_filters_enc"])
+            self.decoder = _SpectrumDecoder(n_energy, latent_dim, config["n_filters_dec"],
+                                            config["dilations"])
+        self.energy = energy
+        self.to(select_device(device))
+        self.eval()  # user-facing models are always in eval mode; trainers use a copy
+
+    def _shape_hint(self, got, shape, name):
+        if name == self.input_name and len(got) >= 2 and got[-2:] != shape:
+            return (f" (this model was built for {self.window}x{self.window} tiles; make tiles "
+                    f"with window={self.window} or build a model with window={got[-1]})")
+        return ""
+
+
+class Spec2Im(ImSpecModel):
+    """EEL spectrum (E,) -> HAADF tile (w, w) around the probe position.
+
+    Parameters
+    ----------
+    n_energy : number of energy channels E of the input spectrum.
+    window : tile side in HAADF pixels (default 16, must be divisible by 4).
+    latent_dim : size d of the bottleneck (paper: 2 or 10).
+    n_layers_enc, n_filters_enc : encoder conv layers and filters (AtomAI: 3, 64).
+    n_filters_dec, dilations : decoder filters and pyramid dilations (AtomAI: 64, 1..4).
+    pool : average-pooling factor applied to the spectrum before the encoder (paper: 16).
+    energy, device, seed : as for :class:`Im2Spec`.
+    """
+
+    direction = "spec2im"
+    input_name = "spectra"
+    target_name = "HAADF tile(s)"
+
+    def __init__(self, n_energy: int = 100, window: int = 16, latent_dim: int = 10, *,
+                 n_layers_enc: int = 3, n_filters_enc: int = 64, n_filters_dec: int = 64,
+                 dilations: Sequence[int] = (1, 2, 3, 4), pool: int = 16,
+                 energy: Any = None, device: str | torch.device | None = None,
+                 seed: int | None = 0):
+        window = _positive_int("window", window, 4)
+        if window % 4:
+            raise ValueError(f"Spec2Im upsamples x2 twice, so window must be divisible by 4; "
+                             f"got window={window}")
+        n_energy = _positive_int("n_energy", n_energy)
+        latent_dim = _positive_int("latent_dim", latent_dim)
+        pool = _positive_int("pool", pool)
+        if pool > n_energy:
+            raise ValueError(f"pool={pool} exceeds n_energy={n_energy}; use a smaller pool")
+        config = dict(n_energy=n_energy, window=window, latent_dim=latent_dim,
+                      n_layers_enc=_positive_int("n_layers_enc", n_layers_enc),
+                      n_filters_enc=_positive_int("n_filters_enc", n_filters_enc),
+                      n_filters_dec=_positive_int("n_filters_dec", n_filters_dec),
+                      dilations=_dilations(dilations), pool=pool, seed=seed)
+        super().__init__((n_energy,), (window, window), latent_dim, config)
+        with _seeded_init(seed):
+            self.encoder = _SpectrumEncoder(n_energy, latent_dim, config["n_layers_enc"],
+                                            config["n_filters_enc"], pool)
+            self.decoder = _ImageDecoder(window, latent_dim, config["n_filters_dec"],
+                                         config["dilations"])
+        self.energy = energy
+        self.to(select_device(device))
+        self.eval()  # user-facing models are always in eval mode; trainers use a copy
+
+    def _shape_hint(self, got, shape, name):
+        if name == self.input_name and len(got) >= 1 and got[-1] != self.n_energy:
+            return (f" (this model was built for spectra with {self.n_energy} energy channels;"
+                    f" crop/bin the data to match or build a model with n_energy={got[-1]})")
+        return ""
+
+
+MODEL_CLASSES: dict[str, type[ImSpecModel]] = {"Im2Spec": Im2Spec, "Spec2Im": Spec2Im}
+
+
+def load_model(path: str | Path, device: str | torch.device | None = None) -> ImSpecModel:
+    """Load a model saved with ``model.save(path)``.
+
+    Only tensors and plain data are unpickled (``torch.load(weights_only=True)``); a
+    foreign, truncated or incompatible file raises :class:`CheckpointError`.
+    ``device``: where to put the model (None: CUDA, then MPS, then CPU).
+    """
+    payload = read_checkpoint(path)
+    name = payload["model_class"]
+    if name not in MODEL_CLASSES:
+        raise CheckpointError(f"{path}: unknown model class {name!r}; "
+                              f"expected one of {sorted(MODEL_CLASSES)}")
+    config = dict(payload["config"])
+    config.pop("device", None)
+    try:
+        model = MODEL_CLASSES[name](**config, device=device)
+        model.load_state_dict(payload["state_dict"], strict=True)
+        model.energy = None if payload.get("energy") is None else payload["energy"].numpy()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: checkpoint does not match the {name} architecture "
+                              f"of this plasmonwidgets version: {exc}") from exc
+    model.eval()
+    return model

@@ -1,0 +1,678 @@
+"""Training engine: ``train`` (blocking) and ``Trainer`` (background thread).
+
+Design
+------
+* The trainer works on a **private copy** of the model (``model.clone()``). After every
+  epoch it publishes the copy's weights into the user's model with
+  ``model.load_state_dict`` under ``model.lock``; when training ends (finished, stopped,
+  failed) it publishes the **best** weights, i.e. those with the lowest validation loss.
+  The user's model is therefore never in train mode and never half-updated, and widgets
+  can call ``model.decode`` while training runs without waiting for training steps.
+* Model selection uses a **validation** set carved spatially from the training side (a
+  compact block at a corner of the training region; training tiles whose window contains
+  a validation centre are dropped, as ``TilePairs.split`` does for the test set). The
+  test set is only evaluated for monitoring.
+* Data live on the model's device as contiguous normalised tensors; a batch is an
+  ``index_select`` of a seeded permutation, so there is no per-batch numpy round trip.
+* Losses are computed on normalised targets (per-feature mean removed, divided by one
+  scalar std), so the default MSE is proportional to the physical squared error.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .metrics import nmse_percent
+from .models import ImSpecModel
+
+__all__ = ["History", "ProgressEvent", "Trainer", "TrainingError", "nmse_percent", "train"]
+
+STATES = ("idle", "running", "stopping", "stopped", "finished", "failed")
+EVAL_CHUNK = 256  # samples per evaluation forward pass (cache-friendly on CPU)
+
+
+class TrainingError(RuntimeError):
+    """Training failed (e.g. the loss became NaN/Inf). ``.history`` holds the epochs done."""
+
+    def __init__(self, message: str, history: History):
+        super().__init__(message)
+        self.history = history
+
+
+@dataclass
+class ProgressEvent:
+    """One progress report from a training run.
+
+    ``kind``: "batch" (throttled, at most every ``event_interval_s``), "epoch", "finished",
+    "stopped" or "failed". ``epoch`` is 1-based (the epoch in progress for "batch", the
+    epoch just completed for "epoch"); ``batch`` counts batches done in that epoch.
+    Losses are mean losses on normalised targets (``train_loss`` of the epoch so far);
+    ``elapsed_s`` is training wall time (paused time excluded), ``eta_s`` an estimate of
+    the time left. ``val_loss`` is the validation loss used for model selection.
+    """
+
+    kind: str
+    epoch: int
+    n_epochs: int
+    batch: int = 0
+    n_batches: int = 0
+    train_loss: float | None = None
+    test_loss: float | None = None
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    samples_per_s: float | None = None
+    message: str = ""
+    val_loss: float | None = None
+
+
+@dataclass
+class History:
+    """Per-epoch record of a training run (lists have one entry per completed epoch).
+
+    Losses are on normalised targets. ``test_loss``/``val_loss`` entries are None when
+    there is no such set (or the test set was not evaluated that epoch, see
+    ``test_every``). ``epoch_time`` is wall time per epoch including evaluation;
+    ``samples_per_s`` is the training-pass throughput (evaluation excluded).
+    ``best_epoch`` (1-based) is the epoch whose weights the model holds at the end.
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float | None] = field(default_factory=list)
+    test_loss: list[float | None] = field(default_factory=list)
+    epoch_time: list[float] = field(default_factory=list)
+    samples_per_s: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
+    n_train: int = 0
+    n_val: int = 0
+    n_test: int = 0
+    n_guard: int = 0
+    stop_reason: str = ""
+
+    def __len__(self) -> int:
+        return len(self.train_loss)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-data copy (lists, numbers, strings), e.g. to store in a checkpoint."""
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------- data
+def _pair_arrays(pairs: Any, model: ImSpecModel, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, targets) float32 arrays of a TilePairs for the model's direction."""
+    for attr in ("images", "spectra"):
+        if not hasattr(pairs, attr):
+            raise TypeError(f"{name} must be a TilePairs (from pw.make_tiles), "
+                            f"got {type(pairs).__name__} without .{attr}")
+    images = np.asarray(pairs.images, dtype=np.float32)
+    spectra = np.asarray(pairs.spectra, dtype=np.float32)
+    if images.ndim != 3 or spectra.ndim != 2 or len(images) != len(spectra):
+        raise ValueError(f"{name}: expected images (N, w, w) and spectra (N, E), got "
+                         f"{images.shape} and {spectra.shape}")
+    if images.shape[1:] != (model.window, model.window):
+        raise ValueError(f"{name} has {images.shape[1]}x{images.shape[2]} tiles but the model "
+                         f"expects window={model.window}; make tiles with "
+                         f"window={model.window} or build the model to match")
+    if spectra.shape[1] != model.n_energy:
+        raise ValueError(f"{name} has spectra with {spectra.shape[1]} energy channels but the "
+                         f"model expects n_energy={model.n_energy}")
+    for arr, what in ((images, "images"), (spectra, "spectra")):
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name}.{what} contains {int((~np.isfinite(arr)).sum())} "
+                             f"NaN/Inf values; clean the data before training")
+    if model.direction == "im2spec":
+        return images, spectra
+    return spectra, images
+
+
+def carve_validation(train: Any, fraction: float) -> tuple[Any, Any]:
+    """Split a training TilePairs spatially into (fit, validation).
+
+    The validation set is the ``fraction`` of training tiles nearest (Chebyshev distance)
+    to one corner of the training region's bounding box: a compact block, so few tiles are
+    lost to the guard band. Training tiles whose window contains a validation centre are
+    dropped (``TilePairs.split_by_mask``). Of the four corners, the one that drops the
+    fewest training tiles is used.
+    """
+    if not hasattr(train, "split_by_mask"):
+        raise TypeError("validation carving needs a TilePairs (pw.make_tiles); pass "
+                        "validation=<TilePairs> or validation=None")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must lie in (0, 1), got {fraction}")
+    pos = np.asarray(train.positions)
+    k = max(1, round(fraction * len(pos)))
+    lo, hi = pos.min(axis=0), pos.max(axis=0)
+    best = None
+    for corner in ((lo[0], lo[1]), (lo[0], hi[1]), (hi[0], lo[1]), (hi[0], hi[1])):
+        d = pos - np.asarray(corner)
+        # Chebyshev distance, Euclidean tie-break -> a square block grown from the corner
+        order = np.lexsort((np.hypot(d[:, 0], d[:, 1]), np.abs(d).max(axis=1)))
+        mask = np.zeros(train.scan_shape, dtype=bool)
+        chosen = pos[order[:k]]
+        mask[chosen[:, 0], chosen[:, 1]] = True
+        try:
+            fit, val = train.split_by_mask(mask, method="validation")
+        except ValueError:
+            continue
+        if best is None or len(fit) > len(best[0]):
+            best = (fit, val)
+    if best is None or len(best[0]) < 2:
+        raise ValueError(f"cannot carve a spatial validation set from {len(pos)} training "
+                         f"tiles: the guard band leaves too few; use more data, a smaller "
+                         f"window, validation=None or pass a validation TilePairs")
+    return best
+
+
+# ------------------------------------------------------------------------- trainer
+def _make_loss(loss: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if loss is None:
+        return nn.MSELoss()
+    if not callable(loss):
+        raise TypeError(f"loss must be callable(pred, target) -> scalar tensor, got {loss!r}")
+    return loss
+
+
+def _make_optimizer(optimizer: Any, params, lr: float) -> torch.optim.Optimizer:
+    if optimizer is None:
+        return torch.optim.Adam(params, lr=lr)
+    if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
+        return optimizer(params, lr=lr)
+    if callable(optimizer):
+        opt = optimizer(params)
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise TypeError("optimizer factory must return a torch.optim.Optimizer, "
+                            f"got {type(opt).__name__}")
+        return opt
+    raise TypeError("optimizer must be None, a torch.optim.Optimizer subclass, or a "
+                    "callable params -> Optimizer (the trainer optimises a private copy, so "
+                    "an optimizer built on the model's own parameters cannot be used)")
+
+
+def _resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for training passes, or None for float32."""
+    if precision not in ("auto", "float32", "bfloat16"):
+        raise ValueError(f"precision must be 'auto', 'float32' or 'bfloat16', got {precision!r}")
+    if precision == "float32":
+        return None
+    if device.type == "cpu":
+        ok = bool(torch.backends.mkldnn.is_available()
+                  and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        if precision == "bfloat16" and not ok:
+            raise ValueError("this CPU has no native bfloat16 support; use precision='float32'")
+        return torch.bfloat16 if ok else None
+    if device.type == "cuda":
+        return torch.bfloat16 if precision == "bfloat16" else None
+    if precision == "bfloat16":
+        raise ValueError(f"bfloat16 training is not supported on {device.type}")
+    return None
+
+
+class Trainer:
+    """Train a model in a background thread (or blocking via :meth:`run`).
+
+    Parameters
+    ----------
+    model : Im2Spec or Spec2Im. Its normalisation is fitted on the training data unless it
+        is already fitted (``fit_normalization=None``; force with True/False).
+    train, test : TilePairs. ``test`` (optional, may be smaller than a batch) is only
+        monitored, never used for model selection.
+    epochs, batch_size, lr, seed : schedule; ``seed`` fixes the batch order (the weight
+        initialisation is fixed by the model's own ``seed``).
+    validation : float fraction of the training tiles carved spatially as validation set
+        (default 0.1, see :func:`carve_validation`), a TilePairs, or None (then the final
+        epoch's weights are kept).
+    patience : stop early after this many epochs without validation improvement (None: off).
+    loss : callable(pred, target) -> scalar on normalised tensors (default MSE).
+    optimizer : None (Adam), an Optimizer subclass (built with ``lr``) or a factory
+        ``params -> Optimizer``.
+    precision : "auto" (bfloat16 autocast on CPUs with native bf16, else float32),
+        "float32" or "bfloat16". Weights and optimizer state stay float32.
+    callbacks : callables receiving every :class:`ProgressEvent` (on the training thread).
+    checkpoint_dir : if given, ``last.pt`` is written every epoch and ``best.pt`` whenever
+        the validation loss improves (loadable with ``pw.load_model``).
+    test_every : evaluate the test set every this many epochs (and at the last epoch).
+    event_interval_s : minimum time between "batch" events.
+    """
+
+    def __init__(self, model: ImSpecModel, train: Any, test: Any = None, *, epochs: int = 60,
+                 batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
+                 validation: float | Any | None = 0.1, patience: int | None = None,
+                 loss: Any = None, optimizer: Any = None, precision: str = "auto",
+                 callbacks: Iterable[Callable[[ProgressEvent], Any]] = (),
+                 checkpoint_dir: str | Path | None = None, test_every: int = 1,
+                 fit_normalization: bool | None = None, event_interval_s: float = 0.1):
+        if not isinstance(model, ImSpecModel):
+            raise TypeError(f"model must be an Im2Spec or Spec2Im, got {type(model).__name__}")
+        for name, value in (("epochs", epochs), ("batch_size", batch_size),
+                            ("test_every", test_every)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        if patience is not None and (not isinstance(patience, int) or patience < 1):
+            raise ValueError(f"patience must be None or a positive integer, got {patience!r}")
+        if train is None or len(train) == 0:
+            raise ValueError("the training set is empty; make tiles from a larger scan or "
+                             "use a split that leaves training tiles")
+        self.model = model
+        self.n_epochs = epochs
+        self.batch_size = batch_size
+        self.lr = float(lr)
+        self.seed = int(seed)
+        self.patience = patience
+        self.test_every = test_every
+        self.event_interval_s = float(event_interval_s)
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        if self.checkpoint_dir is not None:
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+
+        # ---- data: validation carved from the training side, never from test
+        if validation is None or validation == 0:
+            fit_pairs, val_pairs, n_guard = train, None, 0
+        elif isinstance(validation, (int, float)) and not isinstance(validation, bool):
+            fit_pairs, val_pairs = carve_validation(train, float(validation))
+            n_guard = len(train) - len(fit_pairs) - len(val_pairs)
+        else:
+            fit_pairs, val_pairs, n_guard = train, validation, 0
+        x_fit, y_fit = _pair_arrays(fit_pairs, model, "train")
+        if len(x_fit) < 2:
+            raise ValueError(f"need at least 2 training samples (batch-norm), got {len(x_fit)}")
+        val = None if val_pairs is None or len(val_pairs) == 0 else \
+            _pair_arrays(val_pairs, model, "validation")
+        tst = None if test is None or len(test) == 0 else _pair_arrays(test, model, "test")
+
+        # ---- the private copy that is trained
+        with model.lock:
+            net = model.clone()
+        energy = getattr(train, "energy", None)
+        if net.energy is None and energy is not None:
+            net.energy = energy
+            with model.lock:
+                model.energy = energy
+        if fit_normalization or (fit_normalization is None and not net.is_fitted):
+            net.fit_normalization(x_fit, y_fit)
+        self._net = net
+        self._device = net.device
+        self._autocast = _resolve_precision(precision, self._device)
+        self.precision = "float32" if self._autocast is None else "bfloat16"
+
+        def tensors(arrays):
+            if arrays is None:
+                return None
+            x, y = (torch.from_numpy(a).to(self._device) for a in arrays)
+            with torch.no_grad():
+                return (net.normalize_inputs(x).contiguous(),
+                        net.normalize_targets(y).contiguous())
+
+        self._train_t = tensors((x_fit, y_fit))
+        self._val_t = tensors(val)
+        self._test_t = tensors(tst)
+        self._loss = _make_loss(loss)
+        self._opt = _make_optimizer(optimizer, net.parameters(), self.lr)
+        self._gen = torch.Generator().manual_seed(self.seed)
+
+        n = len(x_fit)
+        # a final batch of one sample would break batch-norm; it is skipped that epoch
+        self.n_batches = n // batch_size + (1 if n % batch_size >= 2 else 0)
+        self.history = History(n_train=n, n_val=0 if val is None else len(val[0]),
+                               n_test=0 if tst is None else len(tst[0]), n_guard=n_guard)
+
+        # ---- run state (resumable)
+        self._epoch = 0  # completed epochs
+        self._perm: torch.Tensor | None = None
+        self._batch = 0
+        self._epoch_loss = torch.zeros((), device=self._device)
+        self._epoch_seen = 0
+        self._epoch_train_time = 0.0
+        self._epoch_wall = 0.0
+        self._best_state: dict[str, torch.Tensor] | None = None
+        self._since_best = 0
+        self._state = "idle"
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._state_lock = threading.Lock()
+        self._events: collections.deque[ProgressEvent] = collections.deque(maxlen=10_000)
+        self._subscribers: list[Callable[[ProgressEvent], Any]] = list(callbacks)
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def state(self) -> str:
+        """One of "idle", "running", "stopping", "stopped", "finished", "failed"."""
+        return self._state
+
+    @property
+    def epoch(self) -> int:
+        """Number of completed epochs."""
+        return self._epoch
+
+    def subscribe(self, callback: Callable[[ProgressEvent], Any]) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event (from the training thread).
+
+        Returns a function that unsubscribes. A callback that raises fails the run.
+        """
+        if not callable(callback):
+            raise TypeError("callback must be callable(event)")
+        with self._state_lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._state_lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def poll(self) -> list[ProgressEvent]:
+        """Drain and return the events queued since the last poll (thread-safe)."""
+        out = []
+        while True:
+            try:
+                out.append(self._events.popleft())
+            except IndexError:
+                return out
+
+    def start(self) -> Trainer:
+        """Start training in a daemon thread; returns immediately."""
+        with self._state_lock:
+            if self._state != "idle":
+                raise RuntimeError(f"cannot start a trainer in state {self._state!r}; "
+                                   "use resume() after stop()")
+            self._launch()
+        return self
+
+    def stop(self) -> None:
+        """Ask training to stop after the current batch (non-blocking; see :meth:`join`).
+
+        The model then holds the best weights; :meth:`resume` continues where it stopped.
+        """
+        with self._state_lock:
+            if self._state == "running":
+                self._state = "stopping"
+                self._stop.set()
+
+    def resume(self, epochs: int | None = None) -> Trainer:
+        """Continue a stopped run (same optimizer state, batch order and epoch counter).
+
+        ``epochs``: optionally a new total number of epochs, which also lets a finished
+        run train further.
+        """
+        old = self._thread
+        if old is not None and old is not threading.current_thread():
+            old.join()  # the previous run may still be emitting its final event
+        with self._state_lock:
+            if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)
+                                       or epochs < self._epoch):
+                raise ValueError(f"epochs must be an int >= the {self._epoch} epochs done, "
+                                 f"got {epochs!r}")
+            total = self.n_epochs if epochs is None else epochs
+            resumable = self._state == "stopped" or (
+                self._state == "finished" and self._epoch < total)
+            if not resumable:
+                hint = ("; create a new Trainer" if self._state == "failed" else
+                        "; pass a larger epochs= to train further" if self._state == "finished"
+                        else "")
+                raise RuntimeError(f"cannot resume a trainer in state {self._state!r}{hint}")
+            self.n_epochs = total
+            self._launch()
+        return self
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the training thread; True if it is no longer running."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def run(self) -> History:
+        """Train in the calling thread until finished, stopped or failed; returns history.
+
+        A KeyboardInterrupt stops training cleanly (best weights published) and is
+        re-raised.
+        """
+        with self._state_lock:
+            if self._state not in ("idle", "stopped"):
+                raise RuntimeError(f"cannot run a trainer in state {self._state!r}")
+            self._state = "running"
+            self._stop.clear()
+        try:
+            self._loop()
+        except KeyboardInterrupt:
+            self._halt("stopped", "interrupted")
+            raise
+        return self.history
+
+    # ------------------------------------------------------------------ internals
+    def _launch(self) -> None:
+        self._state = "running"
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="plasmonwidgets-trainer",
+                                        daemon=True)
+        self._thread.start()
+
+    def _emit(self, kind: str, message: str = "", *, safe: bool = False, **fields: Any) -> None:
+        fields.setdefault("epoch", self._epoch)
+        fields.setdefault("elapsed_s", float(sum(self.history.epoch_time)) + self._epoch_wall)
+        event = ProgressEvent(kind=kind, n_epochs=self.n_epochs, n_batches=self.n_batches,
+                              message=message, **fields)
+        self._events.append(event)
+        with self._state_lock:
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            try:
+                callback(event)
+            except Exception:
+                if not safe:
+                    raise  # fails the run with the callback's error as message
+
+    def _eta(self, fraction: float, wall: float) -> float | None:
+        """Seconds left: mean of recent epoch times, or extrapolated from this epoch."""
+        times = self.history.epoch_time
+        if times:
+            per_epoch = float(np.mean(times[-5:]))
+        elif fraction > 0:
+            per_epoch = wall / fraction
+        else:
+            return None
+        return max(0.0, (self.n_epochs - self._epoch - fraction) * per_epoch)
+
+    def _autocast_ctx(self):
+        return torch.autocast(self._device.type, dtype=self._autocast,
+                              enabled=self._autocast is not None)
+
+    def _evaluate(self, data: tuple[torch.Tensor, torch.Tensor] | None) -> float | None:
+        if data is None:
+            return None
+        x, y = data
+        net = self._net
+        net.eval()
+        total = torch.zeros((), device=self._device, dtype=torch.float64)
+        with torch.inference_mode(), self._autocast_ctx():
+            for i in range(0, len(x), EVAL_CHUNK):
+                xb, yb = x[i:i + EVAL_CHUNK], y[i:i + EVAL_CHUNK]
+                total += self._loss(net(xb).float(), yb).double() * len(xb)
+        return float(total) / len(x)
+
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self._net.state_dict().items()}
+
+    def _publish(self, state: dict[str, torch.Tensor]) -> None:
+        with self.model.lock:
+            self.model.load_state_dict(state)
+
+    def _save(self, name: str, state: dict[str, torch.Tensor]) -> None:
+        if self.checkpoint_dir is None:
+            return
+        from .checkpoint import write_checkpoint
+
+        energy = self._net.energy
+        write_checkpoint(self.checkpoint_dir / name, model_class=type(self._net).__name__,
+                         config=self._net.config, state_dict=state,
+                         energy=None if energy is None else torch.from_numpy(energy.copy()),
+                         extra={"history": self.history.as_dict()})
+
+    def _halt(self, state: str, message: str = "") -> None:
+        """End the run: publish the best weights, record the state, emit the event."""
+        if state != "failed" and self._best_state is None and self._epoch_seen > 0:
+            # stopped inside the first epoch: the partly trained weights are all there is
+            self._best_state = self._snapshot()
+        if self._best_state is not None:
+            self._publish(self._best_state)
+        self.history.stop_reason = message or state
+        with self._state_lock:
+            self._state = state
+            self.error = message if state == "failed" else None
+        self._emit(state, message or state, safe=state == "failed",
+                   train_loss=self._last(self.history.train_loss),
+                   val_loss=self._last(self.history.val_loss),
+                   test_loss=self._last(self.history.test_loss))
+
+    @staticmethod
+    def _last(values: list) -> float | None:
+        return values[-1] if values else None
+
+    def _fail(self, message: str) -> None:
+        if self._best_state is not None:
+            message += f"; the model keeps the best weights (epoch {self.history.best_epoch})"
+        else:
+            message += "; the model keeps its previous weights"
+        self._halt("failed", message)
+
+    def _loop(self) -> None:
+        try:
+            self._train_epochs()
+        except Exception as exc:  # any failure ends the run with a clear message
+            self._fail(f"training failed: {type(exc).__name__}: {exc}")
+
+    def _train_epochs(self) -> None:
+        net, opt, loss_fn = self._net, self._opt, self._loss
+        x, y = self._train_t
+        n, bs = len(x), self.batch_size
+        while self._epoch < self.n_epochs:
+            if self._perm is None:  # a fresh epoch (a stopped one resumes mid-way)
+                self._perm = torch.randperm(n, generator=self._gen).to(self._device)
+                self._batch, self._epoch_seen = 0, 0
+                self._epoch_loss.zero_()
+                self._epoch_train_time = self._epoch_wall = 0.0
+            net.train()
+            last_event = t0 = time.perf_counter()
+            while self._batch < self.n_batches:
+                if self._stop.is_set():
+                    dt = time.perf_counter() - t0
+                    self._epoch_train_time += dt
+                    self._epoch_wall += dt
+                    self._halt("stopped", f"stopped during epoch {self._epoch + 1}")
+                    return
+                idx = self._perm[self._batch * bs:(self._batch + 1) * bs]
+                xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+                opt.zero_grad(set_to_none=True)
+                with self._autocast_ctx():
+                    pred = net(xb)
+                loss = loss_fn(pred.float(), yb)
+                loss.backward()
+                opt.step()
+                self._epoch_loss += loss.detach() * len(idx)
+                self._epoch_seen += len(idx)
+                self._batch += 1
+                now = time.perf_counter()
+                if now - last_event >= self.event_interval_s and self._batch < self.n_batches:
+                    last_event = now
+                    running = float(self._epoch_loss) / self._epoch_seen
+                    if not math.isfinite(running):
+                        self._fail(f"the training loss became {running} in epoch "
+                                   f"{self._epoch + 1}, batch {self._batch}; lower the "
+                                   f"learning rate (lr={self.lr:g}) or check the data")
+                        return
+                    wall = self._epoch_wall + now - t0
+                    self._emit("batch", epoch=self._epoch + 1, batch=self._batch,
+                               train_loss=running,
+                               elapsed_s=float(sum(self.history.epoch_time)) + wall,
+                               samples_per_s=self._epoch_seen / max(
+                                   self._epoch_train_time + now - t0, 1e-9),
+                               eta_s=self._eta(self._batch / self.n_batches, wall))
+            train_time = self._epoch_train_time + time.perf_counter() - t0
+            self._end_epoch(train_time, t0)
+            if self._state == "stopping":  # stop() arrived during the epoch's last batch
+                self._halt("stopped", f"stopped after epoch {self._epoch}")
+                return
+            if self._state != "running":
+                return
+            if self.patience is not None and self._since_best >= self.patience:
+                self._halt("finished", f"early stopping: no validation improvement in "
+                                       f"{self.patience} epochs")
+                return
+        self._halt("finished", "finished")
+
+    def _end_epoch(self, train_time: float, t0: float) -> None:
+        train_loss = float(self._epoch_loss) / max(self._epoch_seen, 1)
+        epoch = self._epoch + 1
+        if not math.isfinite(train_loss):
+            self._fail(f"the training loss became {train_loss} in epoch {epoch}; lower the "
+                       f"learning rate (lr={self.lr:g}) or check the data")
+            return
+        val_loss = self._evaluate(self._val_t)
+        if val_loss is not None and not math.isfinite(val_loss):
+            self._fail(f"the validation loss became {val_loss} in epoch {epoch}; lower the "
+                       f"learning rate (lr={self.lr:g})")
+            return
+        last = epoch == self.n_epochs
+        test_loss = self._evaluate(self._test_t) if (
+            epoch % self.test_every == 0 or last) else None
+        h = self.history
+        h.train_loss.append(train_loss)
+        h.val_loss.append(val_loss)
+        h.test_loss.append(test_loss)
+        h.samples_per_s.append(self._epoch_seen / max(train_time, 1e-9))
+        h.epoch_time.append(self._epoch_wall + time.perf_counter() - t0)
+        self._epoch_wall = 0.0
+        self._epoch = epoch
+        self._perm = None
+        state = self._snapshot()
+        score = train_loss if val_loss is None else val_loss
+        improved = h.best_val_loss is None or score < h.best_val_loss or val_loss is None
+        if improved:
+            h.best_epoch, h.best_val_loss = epoch, score
+            self._best_state = state
+            self._since_best = 0
+            self._save("best.pt", state)
+        else:
+            self._since_best += 1
+        self._publish(state)  # live view of the latest epoch; best is published at the end
+        self._save("last.pt", state)
+        self._emit("epoch", epoch=epoch, batch=self.n_batches, train_loss=train_loss,
+                   val_loss=val_loss, test_loss=test_loss, samples_per_s=h.samples_per_s[-1],
+                   eta_s=self._eta(0.0, 0.0),
+                   message=f"epoch {epoch}/{self.n_epochs}")
+
+
+def train(model: ImSpecModel, train: Any, test: Any = None, epochs: int = 60,
+          batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
+          callbacks: Iterable[Callable[[ProgressEvent], Any]] = (), loss: Any = None,
+          optimizer: Any = None, validation: float | Any | None = 0.1,
+          **options: Any) -> History:
+    """Train ``model`` on ``train`` (blocking) and return its :class:`History`.
+
+    See :class:`Trainer` for all parameters (``patience``, ``precision``,
+    ``checkpoint_dir``, ``test_every``, ``fit_normalization`` are accepted as keywords).
+    Afterwards the model holds the weights of the best validation epoch. Raises
+    :class:`TrainingError` if the loss diverges (the model keeps its best weights).
+    """
+    trainer = Trainer(model, train, test, epochs=epochs, batch_size=batch_size, lr=lr,
+                      seed=seed, callbacks=callbacks, loss=loss, optimizer=optimizer,
+                      validation=validation, **options)
+    history = trainer.run()
+    if trainer.state == "failed":
+        raise TrainingError(trainer.error or "training failed", history)
+    return history

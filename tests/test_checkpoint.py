@@ -1,0 +1,197 @@
+"""Checkpoints: round trip, atomic writes, refusal of foreign / truncated / malicious files."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import plasmonwidgets as pw
+from plasmonwidgets.checkpoint import FORMAT_VERSION, CheckpointError, read_checkpoint
+from plasmonwidgets.models import load_model
+
+E = 24
+
+
+def _fitted_im2spec(seed=0):
+    rng = np.random.default_rng(seed)
+    m = pw.Im2Spec(window=8, n_energy=E, latent_dim=3, n_filters_enc=8, n_filters_dec=8,
+                   energy=np.linspace(0.2, 1.2, E), seed=seed)
+    m.fit_normalization(rng.uniform(100, 900, (30, 8, 8)), rng.uniform(0, 50, (30, E)))
+    # non-default batch-norm statistics so the round trip covers them
+    m.train()
+    with torch.no_grad():
+        m(torch.randn(16, 8, 8))
+    m.eval()
+    return m
+
+
+def test_round_trip_restores_everything(tmp_path):
+    m = _fitted_im2spec()
+    path = m.save(tmp_path / "m.pt", extra={"note": "hello", "loss": [1.0, 0.5]})
+    assert path == tmp_path / "m.pt"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temp file left behind
+    loaded = load_model(path, device="cpu")
+    assert isinstance(loaded, pw.Im2Spec) and not loaded.training
+    assert loaded.config == m.config
+    np.testing.assert_array_equal(loaded.energy, m.energy)
+    for key, value in m.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value, rtol=0, atol=0)
+    x = np.random.default_rng(1).uniform(100, 900, (5, 8, 8))
+    np.testing.assert_array_equal(loaded.predict(x), m.predict(x))
+    payload = read_checkpoint(path)
+    assert payload["format_version"] == FORMAT_VERSION
+    assert payload["package_version"] == pw.__version__
+    assert payload["extra"] == {"note": "hello", "loss": [1.0, 0.5]}
+    assert pw.load_model is load_model
+
+
+def test_spec2im_round_trip_and_overwrite(tmp_path):
+    s = pw.Spec2Im(n_energy=E, window=8, latent_dim=2, n_filters_enc=4, n_filters_dec=4, pool=4)
+    path = tmp_path / "s.pt"
+    _fitted_im2spec().save(path)
+    s.save(path)  # replaces the previous file
+    loaded = load_model(path)
+    assert isinstance(loaded, pw.Spec2Im) and loaded.energy is None
+    z = np.array([[0.1, -0.3]])
+    np.testing.assert_array_equal(loaded.decode(z), s.decode(z))
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_model(tmp_path / "nope.pt")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        _fitted_im2spec().save(tmp_path / "missing_dir" / "m.pt")
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_foreign_and_truncated_files_raise_checkpoint_error(tmp_path):
+    junk = tmp_path / "junk.pt"
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # garbage makes torch raise many different exception types
+        junk.write_bytes(rng.bytes(2000))
+        with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+            load_model(junk)
+
+    tensor_file = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), tensor_file)
+    with pytest.raises(CheckpointError, match="not a plasmonwidgets model checkpoint"):
+        load_model(tensor_file)
+
+    good = _fitted_im2spec().save(tmp_path / "good.pt")
+    data = good.read_bytes()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError):
+        load_model(truncated)
+    assert issubclass(CheckpointError, ValueError)
+
+
+def _rewrite(src: Path, dst: Path, **changes):
+    payload = torch.load(src, weights_only=True)
+    payload.update(changes)
+    torch.save(payload, dst)
+    return dst
+
+
+def test_incompatible_checkpoints(tmp_path):
+    good = _fitted_im2spec().save(tmp_path / "good.pt")
+    future = _rewrite(good, tmp_path / "future.pt", format_version=FORMAT_VERSION + 1)
+    with pytest.raises(CheckpointError, match=r"format version .* upgrade"):
+        load_model(future)
+    alien = _rewrite(good, tmp_path / "alien.pt", model_class="Transformer")
+    with pytest.raises(CheckpointError, match="unknown model class 'Transformer'"):
+        load_model(alien)
+    payload = torch.load(good, weights_only=True)
+    config = dict(payload["config"], latent_dim=7)
+    wrong = _rewrite(good, tmp_path / "wrong.pt", config=config)
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_model(wrong)
+    incomplete = dict(payload)
+    del incomplete["state_dict"]
+    torch.save(incomplete, tmp_path / "incomplete.pt")
+    with pytest.raises(CheckpointError, match="missing"):
+        load_model(tmp_path / "incomplete.pt")
+
+
+class _Exploit:
+    """Unpickling this would create the marker file (it must never happen)."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.parametrize("writer, match", [
+    ("pickle2", "could run code"),  # reaches torch's allow-list check of globals
+    ("pickle5", "not a readable checkpoint"),  # opcodes the safe unpickler rejects outright
+    ("torch", "could run code"),
+])
+def test_malicious_pickle_is_refused_without_running_code(tmp_path, writer, match):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    payload = {"format": "plasmonwidgets-model", "format_version": 1,
+               "model_class": "Im2Spec", "config": {}, "state_dict": {},
+               "payload": _Exploit(marker)}
+    if writer.startswith("pickle"):
+        with open(evil, "wb") as fh:
+            pickle.dump(payload, fh, protocol=int(writer[-1]))
+    else:
+        torch.save(payload, evil)
+    with pytest.raises(CheckpointError, match=match):
+        load_model(evil)
+    assert not marker.exists()
+
+
+_SAVER = textwrap.dedent("""
+    import sys, numpy as np, plasmonwidgets as pw
+    path = sys.argv[1]
+    # a large model so that each save takes a while and a kill lands mid-write
+    m = pw.Im2Spec(window=48, n_energy=1500, latent_dim=16, n_filters_enc=48,
+                   n_filters_dec=64, device="cpu")
+    i = 0
+    while True:
+        m.energy = np.linspace(0.1, 2.0, 1500) + i  # each save differs
+        m.save(path)
+        i += 1
+        print(i, flush=True)
+""")
+
+
+def test_killed_save_leaves_previous_checkpoint_loadable(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    script = tmp_path / "saver.py"
+    script.write_text(_SAVER)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    rng = np.random.default_rng(0)
+    interrupted = 0
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, str(script), str(path)], env=env,
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip(), "saver produced no checkpoint"
+            time.sleep(float(rng.uniform(0.05, 0.4)))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+            proc.stdout.close()
+        model = load_model(path, device="cpu")  # the previous complete checkpoint
+        assert model.n_energy == 1500 and model.energy is not None
+        leftovers = list(tmp_path.glob(".ckpt.pt.*.tmp"))
+        interrupted += bool(leftovers)
+        for tmp in leftovers:
+            tmp.unlink()
+    # most kills land in the middle of a write (a temp file is left): the case under test
+    assert interrupted >= 1
