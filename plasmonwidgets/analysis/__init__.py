@@ -1,0 +1,43 @@
+"""Headless analysis of trained im2spec / spec2im models (workflow steps 3, 6 and 7).
+
+- errors: :func:`error_map` (per-pixel NMSE %), :func:`error_haadf_correlation`
+- latent space: :func:`embed`, :func:`latent_grid`, :class:`LatentIndex`,
+  :func:`back_project`, :func:`cluster_latent`
+- decomposition: :func:`nmf`
+- beyond the paper: :func:`predict_spectrum_image`, :func:`inverse_design`,
+  :func:`latent_sweep`
+
+Everything takes and returns numpy arrays in physical units; nothing here
+imports a widget library.
+"""
+
+from .backprojection import BackProjection, LatentIndex, back_project, neighbourhood_preservation
+from .clustering import Clusters, cluster_latent
+from .decomposition import NMFResult, nmf
+from .design import InverseDesign, inverse_design
+from .errors import error_haadf_correlation, error_map, scan_map, tile_errors
+from .latent import LatentGrid, embed, latent_grid
+from .prediction import predict_spectrum_image
+from .sweep import latent_sweep
+
+__all__ = [
+    "BackProjection",
+    "Clusters",
+    "InverseDesign",
+    "LatentGrid",
+    "LatentIndex",
+    "NMFResult",
+    "back_project",
+    "cluster_latent",
+    "embed",
+    "error_haadf_correlation",
+    "error_map",
+    "inverse_design",
+    "latent_grid",
+    "latent_sweep",
+    "neighbourhood_preservation",
+    "nmf",
+    "predict_spectrum_image",
+    "scan_map",
+    "tile_errors",
+]
