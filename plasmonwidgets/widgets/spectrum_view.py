@@ -1,0 +1,308 @@
+"""SpectrumView: measured and predicted EEL spectra on one energy axis (bqplot).
+
+One bqplot ``Lines`` mark per named series ("measured" plus one per model), an
+optional filled band per series, and a y scale that never jumps while the probe
+is dragged: either fixed by the caller or expanded only, with an explicit reset.
+Every update touches each mark inside ``hold_sync`` so a change is one message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as ipw
+import numpy as np
+
+from ._message import message_html
+
+__all__ = ["SpectrumView"]
+
+MEASURED = "measured"
+MEASURED_COLOR = "#1f77b4"
+PALETTE = ("#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+_PAD = 0.05  # fraction of the data span added above and below in auto range
+
+
+def _curve(y: Any, n: int, what: str) -> np.ndarray:
+    try:
+        arr = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} must be a numeric 1-D array: {exc}") from None
+    if arr.ndim != 1:
+        raise ValueError(f"{what} must be 1-D (E,), got shape {arr.shape}")
+    if n == 0:
+        raise ValueError(f"set the energy axis with set_energy(e) before {what}")
+    if arr.size != n:
+        raise ValueError(
+            f"{what} has {arr.size} values but the energy axis has {n}; "
+            "pass a spectrum sampled on the same energy axis"
+        )
+    return arr
+
+
+class SpectrumView(ipw.VBox):
+    """Measured spectrum and any number of named predictions versus energy (eV).
+
+    Parameters
+    ----------
+    energy : array (E,), optional
+        Energy-loss axis in eV.
+    y_range : (lo, hi), optional
+        Fixed intensity range. Without it the range expands to fit new data and
+        never shrinks until :meth:`reset_y_range` (or the "fit y" button).
+    title, y_label : str
+        Figure title and intensity axis label.
+
+    Attributes
+    ----------
+    figure : bqplot.Figure
+    lines : dict name -> bqplot.Lines ("measured" first, then predictions)
+    bands : dict name -> bqplot.Lines with ``fill="between"``
+    children_by_name : dict of the figure, the "fit y" button and the message HTML
+    """
+
+    def __init__(
+        self,
+        energy: Any = None,
+        y_range: tuple[float, float] | None = None,
+        title: str = "",
+        y_label: str = "Intensity",
+        width: str = "520px",
+        height: str = "320px",
+    ):
+        self.x_scale = bq.LinearScale()
+        self.y_scale = bq.LinearScale()
+        scales = {"x": self.x_scale, "y": self.y_scale}
+        self._scales = scales
+        x_axis = bq.Axis(scale=self.x_scale, label="Energy loss (eV)", grid_lines="none")
+        y_axis = bq.Axis(
+            scale=self.y_scale, orientation="vertical", label=y_label, grid_lines="none",
+            tick_format=".3g", label_offset="52px",
+        )
+        measured = bq.Lines(
+            x=np.zeros(0), y=np.zeros(0), scales=scales, colors=[MEASURED_COLOR],
+            labels=[MEASURED], display_legend=True, stroke_width=2,
+        )
+        self.lines: dict[str, bq.Lines] = {MEASURED: measured}
+        self.bands: dict[str, bq.Lines] = {}
+        self.figure = bq.Figure(
+            marks=[measured], axes=[x_axis, y_axis], title=title, legend_location="top-right",
+            fig_margin={"top": 40, "bottom": 45, "left": 70, "right": 15},
+            layout=ipw.Layout(width=width, height=height),
+        )
+        self.fit_button = ipw.Button(
+            description="fit y", tooltip="Fit the intensity range to the curves shown",
+            layout=ipw.Layout(width="auto"),
+        )
+        self.fit_button.on_click(lambda _: self.reset_y_range())
+        self.message = ipw.HTML("")
+        self.children_by_name = {
+            "figure": self.figure, "fit_y": self.fit_button, "message": self.message,
+        }
+        self._energy = np.zeros(0)
+        self._fixed_range: tuple[float, float] | None = None
+        self._range: tuple[float, float] | None = None  # current auto range
+        super().__init__([self.figure, ipw.HBox([self.fit_button]), self.message])
+        if energy is not None:
+            self.set_energy(energy)
+        if y_range is not None:
+            self.set_y_range(*y_range)
+
+    # --- data ---------------------------------------------------------------
+    @property
+    def energy(self) -> np.ndarray:
+        """(E,) energy axis in eV."""
+        return self._energy
+
+    def set_energy(self, energy: Any) -> None:
+        """Set the energy axis (E,) in eV; clears curves whose length no longer fits."""
+        e = np.asarray(energy, dtype=np.float64)
+        if e.ndim != 1 or e.size < 2:
+            raise ValueError(f"energy must be a 1-D axis with >= 2 values, got shape {e.shape}")
+        if not np.all(np.isfinite(e)):
+            raise ValueError("energy axis contains NaN/Inf")
+        self._energy = e
+        with self.x_scale.hold_sync():
+            self.x_scale.min, self.x_scale.max = float(e.min()), float(e.max())
+        # curves sampled on another axis no longer mean anything: empty them
+        for marks, empty in ((self.lines, np.zeros(0)), (self.bands, np.zeros((2, 0)))):
+            for mark in marks.values():
+                keep = np.shape(mark.y)[-1] == e.size
+                with mark.hold_sync():
+                    mark.x = e if keep else np.zeros(0)
+                    if not keep:
+                        mark.y = empty
+
+    def set_measured(self, y: Any) -> None:
+        """Show the measured spectrum (E,)."""
+        self.update(measured=y)
+
+    def set_prediction(self, name: str, y: Any, color: str | None = None) -> None:
+        """Add or replace the prediction curve ``name`` (E,), e.g. "10 latent"."""
+        self.update(predictions={name: y}, colors={name: color} if color else None)
+
+    def remove_prediction(self, name: str) -> None:
+        """Remove prediction ``name`` and its band (KeyError if absent)."""
+        if name == MEASURED or name not in self.lines:
+            raise KeyError(f"no prediction named {name!r}; have {self.prediction_names}")
+        del self.lines[name]
+        self.bands.pop(name, None)
+        self._sync_marks()
+
+    @property
+    def prediction_names(self) -> list[str]:
+        return [n for n in self.lines if n != MEASURED]
+
+    def set_band(self, name: str, lo: Any, hi: Any) -> None:
+        """Fill between ``lo`` and ``hi`` (E,) in the colour of series ``name``."""
+        self.update(bands={name: (lo, hi)})
+
+    def remove_band(self, name: str) -> None:
+        if name not in self.bands:
+            raise KeyError(f"no band named {name!r}; have {list(self.bands)}")
+        del self.bands[name]
+        self._sync_marks()
+
+    def update(
+        self,
+        measured: Any = None,
+        predictions: Mapping[str, Any] | None = None,
+        bands: Mapping[str, tuple[Any, Any]] | None = None,
+        colors: Mapping[str, str] | None = None,
+    ) -> None:
+        """Set several curves at once: one message per changed mark, one for the y scale.
+
+        ``predictions`` maps names to (E,) curves; ``bands`` maps names to (lo, hi).
+        All inputs are validated before anything is drawn.
+        """
+        n = self._energy.size
+        new_curves: dict[str, np.ndarray] = {}
+        if measured is not None:
+            new_curves[MEASURED] = _curve(measured, n, "measured spectrum")
+        for name, y in (predictions or {}).items():
+            if name == MEASURED:
+                raise ValueError(f"{MEASURED!r} is reserved for the measured spectrum")
+            new_curves[str(name)] = _curve(y, n, f"prediction {name!r}")
+        new_bands = {
+            str(name): np.stack([_curve(lo, n, f"band {name!r} lower"),
+                                 _curve(hi, n, f"band {name!r} upper")])
+            for name, (lo, hi) in (bands or {}).items()
+        }
+        added = False
+        for name, y in new_curves.items():
+            mark = self.lines.get(name)
+            if mark is None:
+                color = (colors or {}).get(name) or self._next_color()
+                mark = bq.Lines(
+                    x=self._energy, y=y, scales=self._scales, colors=[color], labels=[name],
+                    display_legend=True, stroke_width=2,
+                )
+                self.lines[name] = mark
+                added = True
+                continue
+            with mark.hold_sync():
+                mark.x = self._energy
+                mark.y = y
+                if colors and colors.get(name):
+                    mark.colors = [colors[name]]
+        for name, lohi in new_bands.items():
+            band = self.bands.get(name)
+            if band is None:
+                series = self.lines.get(name)
+                color = series.colors[0] if series is not None else self._next_color()
+                self.bands[name] = bq.Lines(
+                    x=self._energy, y=lohi, scales=self._scales, fill="between",
+                    colors=[color, color], fill_colors=[color], fill_opacities=[0.2],
+                    stroke_width=0, display_legend=False,
+                )
+                added = True
+                continue
+            with band.hold_sync():
+                band.x = self._energy
+                band.y = lohi
+        if added:
+            self._sync_marks()
+        self._update_range()
+
+    def clear(self) -> None:
+        """Remove all predictions and bands and empty the measured curve."""
+        for name in self.prediction_names:
+            del self.lines[name]
+        self.bands.clear()
+        with self.lines[MEASURED].hold_sync():
+            self.lines[MEASURED].y = np.zeros(0)
+            self.lines[MEASURED].x = np.zeros(0)
+        self._sync_marks()
+        self._range = None
+
+    # --- y range ------------------------------------------------------------
+    def set_y_range(self, lo: float | None, hi: float | None = None) -> None:
+        """Fix the intensity range to (lo, hi); ``set_y_range(None)`` returns to auto."""
+        if lo is None:
+            self._fixed_range = None
+            self.reset_y_range()
+            return
+        lo, hi = float(lo), float(hi)
+        if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+            raise ValueError(f"y range must be finite with hi > lo, got ({lo}, {hi})")
+        self._fixed_range = (lo, hi)
+        self._apply_range(lo, hi)
+
+    @property
+    def y_range(self) -> tuple[float, float] | None:
+        """The (lo, hi) intensity range shown, or None before any data."""
+        return self._fixed_range or self._range
+
+    def reset_y_range(self) -> None:
+        """Fit the auto range to the curves currently shown (no-op when fixed)."""
+        self._range = None
+        self._update_range()
+
+    def _data_extent(self) -> tuple[float, float] | None:
+        finite = [
+            np.asarray(m.y, dtype=np.float64).ravel()
+            for m in (*self.lines.values(), *self.bands.values())
+        ]
+        values = np.concatenate(finite) if finite else np.zeros(0)
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            return None
+        return float(values.min()), float(values.max())
+
+    def _update_range(self) -> None:
+        if self._fixed_range is not None:
+            return
+        extent = self._data_extent()
+        if extent is None:
+            return
+        lo, hi = extent
+        pad = _PAD * (hi - lo) if hi > lo else max(abs(hi), 1.0) * _PAD
+        lo, hi = lo - pad, hi + pad
+        if self._range is not None:  # expand only: the axis never jumps inward
+            lo, hi = min(lo, self._range[0]), max(hi, self._range[1])
+        if self._range == (lo, hi):
+            return
+        self._range = (lo, hi)
+        self._apply_range(lo, hi)
+
+    def _apply_range(self, lo: float, hi: float) -> None:
+        with self.y_scale.hold_sync():
+            self.y_scale.min, self.y_scale.max = lo, hi
+
+    # --- helpers ------------------------------------------------------------
+    def _next_color(self) -> str:
+        used = {m.colors[0] for m in self.lines.values()}
+        for color in PALETTE:
+            if color not in used:
+                return color
+        return PALETTE[len(self.lines) % len(PALETTE)]
+
+    def _sync_marks(self) -> None:
+        # bands first so the lines draw on top of them
+        self.figure.marks = [*self.bands.values(), *self.lines.values()]
+
+    def show_error(self, text: str) -> None:
+        """Show ``text`` as a visible error under the plot ('' hides it)."""
+        self.message.value = message_html(text)

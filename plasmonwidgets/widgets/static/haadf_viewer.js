@@ -1,0 +1,451 @@
+// HAADFViewer front end (anywidget ES module).
+//
+// The kernel sends the image and the overlay once as float32 buffers plus
+// 256-entry RGBA lookup tables. Colouring happens here, in one loop per layer,
+// into ImageData on offscreen canvases; every redraw (pan, zoom, probe move)
+// only scales those canvases with drawImage. Pan and zoom never reach the
+// kernel; the probe position does (throttled), and so does the render time.
+
+const SEND_INTERVAL_MS = 40; // at most ~25 probe updates per second to the kernel
+const MAX_ZOOM = 64;
+
+function bytesOf(value) {
+  // Binary traits arrive as DataView (ipywidgets); accept any buffer-like value.
+  if (!value) return new Uint8Array(0);
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+}
+
+function floatsOf(value) {
+  const b = bytesOf(value);
+  const n = b.byteLength >> 2;
+  // Float32Array needs 4-byte alignment; copy only in the rare unaligned case.
+  if (b.byteOffset % 4 === 0) return new Float32Array(b.buffer, b.byteOffset, n);
+  return new Float32Array(b.slice(0, n * 4).buffer);
+}
+
+function packedLut(value) {
+  // 256 RGBA entries as Uint32 in platform byte order, matching ImageData's buffer.
+  const lut = new Uint32Array(256);
+  const src = bytesOf(value);
+  if (src.byteLength >= 1024) new Uint8Array(lut.buffer).set(src.subarray(0, 1024));
+  return lut;
+}
+
+// Map values to packed RGBA: NaN -> transparent, clamp outside [lo, hi].
+function colorize(values, lut, lo, hi, out) {
+  const k = hi > lo ? 255 / (hi - lo) : 0;
+  const n = values.length;
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (v !== v) {
+      out[i] = 0;
+      continue;
+    }
+    const x = (v - lo) * k;
+    out[i] = x <= 0 ? lut[0] : x >= 255 ? lut[255] : lut[(x + 0.5) | 0];
+  }
+}
+
+function layerCanvas(values, rows, cols, lut, lo, hi) {
+  const canvas = document.createElement("canvas");
+  canvas.width = cols;
+  canvas.height = rows;
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(cols, rows);
+  colorize(values, lut, lo, hi, new Uint32Array(img.data.buffer));
+  ctx.putImageData(img, 0, 0);
+  return canvas;
+}
+
+function fmt(v) {
+  if (!isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(2) : String(+v.toPrecision(4));
+}
+
+function el(tag, cls, parent) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+function render({ model, el: host }) {
+  const root = el("div", "pw-haadf", host);
+  const title = el("div", "pw-haadf-title", root);
+  const stage = el("div", "pw-haadf-stage", root);
+  const canvas = el("canvas", "pw-haadf-canvas", stage);
+  canvas.tabIndex = 0; // focusable, so arrow keys reach it
+  // JupyterLab: Lumino resolves shortcuts from the focused element at document level,
+  // so arrows/r would drive the notebook; these attributes opt the canvas out, and keep
+  // the right-button pan from opening JupyterLab's context menu.
+  canvas.setAttribute("data-lm-suppress-shortcuts", "true");
+  canvas.setAttribute("data-jp-suppress-context-menu", "");
+  canvas.setAttribute("role", "img");
+  const bar = el("div", "pw-haadf-colorbar", root);
+  const barLabel = el("span", "pw-haadf-colorbar-label", bar);
+  const barMin = el("span", "pw-haadf-colorbar-min", bar);
+  const barCanvas = el("canvas", "pw-haadf-colorbar-ramp", bar);
+  const barMax = el("span", "pw-haadf-colorbar-max", bar);
+  barCanvas.width = 256;
+  barCanvas.height = 1;
+  const footer = el("div", "pw-haadf-footer", root);
+  const readout = el("span", "pw-haadf-readout", footer);
+  const reset = el("button", "pw-haadf-reset", footer);
+  reset.textContent = "reset view";
+  reset.title = "Reset pan and zoom (key r)";
+  const message = el("div", "pw-haadf-message", root);
+  message.setAttribute("role", "alert");
+
+  const ctx = canvas.getContext("2d");
+  let base = null; // offscreen canvas, W x H, coloured HAADF
+  let over = null; // offscreen canvas, w x h, coloured overlay
+  let values = new Float32Array(0);
+  let overlayValues = new Float32Array(0);
+  let H = 0, W = 0, s = 1;
+  let zoom = 1, ox = 0, oy = 0; // zoom >= 1 relative to fit; (ox, oy) = top-left in image px
+  let cssW = 0, cssH = 0, fit = 1;
+  let pos = model.get("position").slice();
+  let hover = null; // [y, x] in image px
+  let dirtyBase = true, dirtyOverlay = true, frame = 0;
+
+  // --- geometry ------------------------------------------------------------
+  function layout() {
+    const size = model.get("size");
+    [H, W] = model.get("image_shape");
+    s = Math.max(1, model.get("scale"));
+    if (!H || !W) {
+      cssW = cssH = 0;
+      canvas.width = canvas.height = 0;
+      return;
+    }
+    fit = Math.min(size / W, size / H);
+    cssW = Math.max(1, Math.round(W * fit));
+    cssH = Math.max(1, Math.round(H * fit));
+    const dpr = window.devicePixelRatio || 1;
+    canvas.style.width = cssW + "px";
+    canvas.style.height = cssH + "px";
+    canvas.width = Math.round(cssW * dpr);
+    canvas.height = Math.round(cssH * dpr);
+    clampView();
+  }
+
+  function clampView() {
+    zoom = Math.min(MAX_ZOOM, Math.max(1, zoom));
+    ox = Math.min(Math.max(0, ox), W - W / zoom);
+    oy = Math.min(Math.max(0, oy), H - H / zoom);
+  }
+
+  // device pixels per image pixel
+  const pxScale = () => fit * zoom * (window.devicePixelRatio || 1);
+
+  function eventToImage(ev) {
+    const rect = canvas.getBoundingClientRect();
+    const k = fit * zoom;
+    return [oy + (ev.clientY - rect.top) / k, ox + (ev.clientX - rect.left) / k];
+  }
+
+  function imageToProbe([y, x]) {
+    const h = Math.floor(H / s), w = Math.floor(W / s);
+    const r = Math.min(h - 1, Math.max(0, Math.floor(y / s)));
+    const c = Math.min(w - 1, Math.max(0, Math.floor(x / s)));
+    return [r, c];
+  }
+
+  // --- drawing ---------------------------------------------------------------
+  function rebuildBase() {
+    const t0 = performance.now();
+    values = floatsOf(model.get("image"));
+    if (!H || !W || values.length < H * W) {
+      base = null;
+      return;
+    }
+    base = layerCanvas(values, H, W, packedLut(model.get("lut")), model.get("vmin"), model.get("vmax"));
+    draw();
+    const ms = Math.round((performance.now() - t0) * 100) / 100;
+    root.dataset.renderMs = String(ms); // readable by browser tests without a kernel
+    model.set("render_ms", ms);
+    model.save_changes();
+  }
+
+  function rebuildOverlay() {
+    const [h, w] = model.get("overlay_shape");
+    overlayValues = floatsOf(model.get("overlay"));
+    const lut = packedLut(model.get("overlay_lut"));
+    if (!h || !w || overlayValues.length < h * w) {
+      over = null;
+      bar.style.display = "none";
+      return;
+    }
+    const [lo, hi] = model.get("overlay_range");
+    over = layerCanvas(overlayValues, h, w, lut, lo, hi);
+    // colour bar: the LUT itself, stretched by CSS
+    const bctx = barCanvas.getContext("2d");
+    const ramp = bctx.createImageData(256, 1);
+    const ramp32 = new Uint32Array(ramp.data.buffer);
+    for (let i = 0; i < 256; i++) ramp32[i] = lut[i];
+    bctx.putImageData(ramp, 0, 0);
+    barMin.textContent = fmt(lo);
+    barMax.textContent = fmt(hi);
+    barLabel.textContent = model.get("overlay_label");
+    bar.style.display = "";
+  }
+
+  function strokeTwice(width) {
+    // dark under light so the mark reads on any colour
+    ctx.lineWidth = width + 2;
+    ctx.strokeStyle = "rgba(0,0,0,0.75)";
+    ctx.stroke();
+    ctx.lineWidth = width;
+    ctx.strokeStyle = "rgba(255,255,255,0.95)";
+    ctx.stroke();
+  }
+
+  function draw() {
+    const dpr = window.devicePixelRatio || 1;
+    showReset();
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    if (!base) return;
+    const k = pxScale();
+    ctx.imageSmoothingEnabled = false;
+    ctx.setTransform(k, 0, 0, k, -ox * k, -oy * k);
+    ctx.drawImage(base, 0, 0);
+    if (over) {
+      ctx.globalAlpha = model.get("overlay_opacity");
+      ctx.drawImage(over, 0, 0, W, H);
+      ctx.globalAlpha = 1;
+    }
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    const sx = (x) => (x - ox) * k;
+    const sy = (y) => (y - oy) * k;
+
+    for (const [r, c] of model.get("highlight")) {
+      ctx.beginPath();
+      ctx.arc(sx((c + 0.5) * s), sy((r + 0.5) * s), Math.max(3 * dpr, 0.35 * s * k), 0, 2 * Math.PI);
+      strokeTwice(1.5 * dpr);
+    }
+
+    if (!model.get("show_probe")) return;
+    const [r, c] = pos;
+    const cy = sy((r + 0.5) * s), cx = sx((c + 0.5) * s);
+    const win = model.get("window");
+    if (win > 0) {
+      // tile rows/cols [centre - win//2, centre - win//2 + win) in HAADF px,
+      // centre = HAADF pixel at the SI pixel's middle (as in tiles.make_tiles)
+      const top = r * s + Math.floor(s / 2) - Math.floor(win / 2);
+      const left = c * s + Math.floor(s / 2) - Math.floor(win / 2);
+      ctx.beginPath();
+      ctx.rect(sx(left), sy(top), win * k, win * k);
+      strokeTwice(1 * dpr);
+    }
+    // crosshair with a gap around the probed pixel
+    const gap = Math.max(4 * dpr, 0.5 * s * k + 2 * dpr);
+    ctx.beginPath();
+    ctx.moveTo(0, cy); ctx.lineTo(cx - gap, cy);
+    ctx.moveTo(cx + gap, cy); ctx.lineTo(canvas.width, cy);
+    ctx.moveTo(cx, 0); ctx.lineTo(cx, cy - gap);
+    ctx.moveTo(cx, cy + gap); ctx.lineTo(cx, canvas.height);
+    strokeTwice(1 * dpr);
+    if (s * k >= 6) {
+      ctx.beginPath();
+      ctx.rect(sx(c * s), sy(r * s), s * k, s * k);
+      strokeTwice(1 * dpr);
+    }
+  }
+
+  function schedule() {
+    if (frame) return;
+    frame = requestAnimationFrame(() => {
+      frame = 0;
+      if (dirtyBase) {
+        dirtyBase = false;
+        rebuildBase();
+      }
+      if (dirtyOverlay) {
+        dirtyOverlay = false;
+        rebuildOverlay();
+      }
+      draw();
+      updateText();
+    });
+  }
+
+  function updateText() {
+    title.textContent = model.get("title");
+    title.style.display = model.get("title") ? "" : "none";
+    const msg = model.get("message");
+    message.textContent = msg;
+    message.style.display = msg ? "" : "none";
+    const [r, c] = pos;
+    const ps = model.get("pixel_size"), unit = model.get("pixel_unit");
+    let text = `probe (${r}, ${c})`;
+    if (unit !== "px") text += ` = (${fmt(r * ps)}, ${fmt(c * ps)}) ${unit}`;
+    if (hover) {
+      const y = Math.floor(hover[0]), x = Math.floor(hover[1]);
+      if (y >= 0 && y < H && x >= 0 && x < W) {
+        text += ` · cursor (${Math.floor(y / s)}, ${Math.floor(x / s)}) HAADF ${fmt(values[y * W + x])}`;
+        if (overlayValues.length && over) {
+          const ow = model.get("overlay_shape")[1];
+          const ov = overlayValues[Math.floor(y / s) * ow + Math.floor(x / s)];
+          if (ov === ov) text += ` · ${model.get("overlay_label") || "overlay"} ${fmt(ov)}`;
+        }
+      }
+    }
+    readout.textContent = text;
+  }
+
+  // --- probe position: local at once, kernel throttled ---------------------
+  let lastSent = 0, sendTimer = 0;
+  function flushPosition() {
+    sendTimer = 0;
+    lastSent = performance.now();
+    const cur = model.get("position");
+    if (cur[0] === pos[0] && cur[1] === pos[1]) return;
+    model.set("position", pos.slice());
+    model.save_changes();
+  }
+  function setProbe(rc) {
+    if (rc[0] === pos[0] && rc[1] === pos[1]) return;
+    pos = rc;
+    draw();
+    updateText();
+    const wait = SEND_INTERVAL_MS - (performance.now() - lastSent);
+    if (wait <= 0) flushPosition();
+    else if (!sendTimer) sendTimer = setTimeout(flushPosition, wait);
+  }
+
+  // --- input -----------------------------------------------------------------
+  let drag = null; // {mode: "probe" | "pan", x, y}
+  function onPointerDown(ev) {
+    if (!base) return;
+    canvas.focus();
+    const pan = ev.button === 1 || ev.button === 2 || (ev.button === 0 && ev.shiftKey);
+    drag = { mode: pan ? "pan" : "probe", x: ev.clientX, y: ev.clientY };
+    canvas.setPointerCapture(ev.pointerId);
+    if (!pan) setProbe(imageToProbe(eventToImage(ev)));
+    ev.preventDefault();
+  }
+  function onPointerMove(ev) {
+    if (!base) return;
+    hover = eventToImage(ev);
+    if (drag && drag.mode === "pan") {
+      const k = fit * zoom;
+      ox -= (ev.clientX - drag.x) / k;
+      oy -= (ev.clientY - drag.y) / k;
+      drag.x = ev.clientX;
+      drag.y = ev.clientY;
+      clampView();
+      draw();
+    } else if (drag) {
+      setProbe(imageToProbe(hover));
+    }
+    updateText();
+  }
+  function onPointerUp(ev) {
+    if (drag && drag.mode === "probe" && sendTimer) {
+      clearTimeout(sendTimer);
+      flushPosition();
+    }
+    drag = null;
+    if (canvas.hasPointerCapture(ev.pointerId)) canvas.releasePointerCapture(ev.pointerId);
+  }
+  function onLeave() {
+    hover = null;
+    updateText();
+  }
+  function zoomAt(factor, clientX, clientY) {
+    const rect = canvas.getBoundingClientRect();
+    const px = clientX - rect.left, py = clientY - rect.top;
+    const before = [oy + py / (fit * zoom), ox + px / (fit * zoom)];
+    zoom = Math.min(MAX_ZOOM, Math.max(1, zoom * factor));
+    // keep the image point under the cursor fixed
+    ox = before[1] - px / (fit * zoom);
+    oy = before[0] - py / (fit * zoom);
+    clampView();
+    draw();
+  }
+  function onWheel(ev) {
+    if (!base) return;
+    ev.preventDefault();
+    zoomAt(Math.exp(-ev.deltaY * 0.0015), ev.clientX, ev.clientY);
+  }
+  function resetView() {
+    zoom = 1;
+    ox = oy = 0;
+    draw();
+  }
+  // the reset button only appears once the view is zoomed or panned
+  function showReset() {
+    reset.style.visibility = zoom > 1 ? "visible" : "hidden";
+  }
+  const STEPS = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+  function onKey(ev) {
+    if (!base) return;
+    const step = STEPS[ev.key];
+    if (step) {
+      const n = ev.shiftKey ? 5 : 1;
+      const h = Math.floor(H / s), w = Math.floor(W / s);
+      const r = Math.min(h - 1, Math.max(0, pos[0] + step[0] * n));
+      const c = Math.min(w - 1, Math.max(0, pos[1] + step[1] * n));
+      setProbe([r, c]);
+    } else if (ev.key === "r" || ev.key === "0") {
+      resetView();
+    } else if (ev.key === "+" || ev.key === "=" || ev.key === "-") {
+      const rect = canvas.getBoundingClientRect();
+      zoomAt(ev.key === "-" ? 1 / 1.5 : 1.5, rect.left + rect.width / 2, rect.top + rect.height / 2);
+    } else {
+      return;
+    }
+    ev.preventDefault(); // no page scrolling on arrows
+  }
+  const noMenu = (ev) => ev.preventDefault();
+
+  canvas.addEventListener("pointerdown", onPointerDown);
+  canvas.addEventListener("pointermove", onPointerMove);
+  canvas.addEventListener("pointerup", onPointerUp);
+  canvas.addEventListener("pointercancel", onPointerUp);
+  canvas.addEventListener("pointerleave", onLeave);
+  canvas.addEventListener("wheel", onWheel, { passive: false });
+  canvas.addEventListener("keydown", onKey);
+  canvas.addEventListener("contextmenu", noMenu);
+  reset.addEventListener("click", resetView);
+
+  // --- model changes -----------------------------------------------------------
+  const handlers = {
+    "change:image": () => { dirtyBase = true; schedule(); },
+    "change:lut": () => { dirtyBase = true; schedule(); },
+    "change:vmin": () => { dirtyBase = true; schedule(); },
+    "change:vmax": () => { dirtyBase = true; schedule(); },
+    "change:image_shape": () => { layout(); dirtyBase = dirtyOverlay = true; schedule(); },
+    "change:scale": () => { layout(); dirtyBase = true; schedule(); },
+    "change:size": () => { layout(); schedule(); },
+    "change:overlay": () => { dirtyOverlay = true; schedule(); },
+    "change:overlay_shape": () => { dirtyOverlay = true; schedule(); },
+    "change:overlay_lut": () => { dirtyOverlay = true; schedule(); },
+    "change:overlay_range": () => { dirtyOverlay = true; schedule(); },
+    "change:overlay_label": () => { dirtyOverlay = true; schedule(); },
+    "change:overlay_opacity": schedule,
+    "change:position": () => { pos = model.get("position").slice(); schedule(); },
+    "change:window": schedule,
+    "change:show_probe": schedule,
+    "change:highlight": schedule,
+    "change:title": schedule,
+    "change:message": schedule,
+    "change:pixel_size": schedule,
+    "change:pixel_unit": schedule,
+  };
+  for (const [name, fn] of Object.entries(handlers)) model.on(name, fn);
+
+  layout();
+  schedule();
+
+  return () => {
+    for (const [name, fn] of Object.entries(handlers)) model.off(name, fn);
+    if (frame) cancelAnimationFrame(frame);
+    if (sendTimer) clearTimeout(sendTimer);
+  };
+}
+
+export default { render };
