@@ -18,6 +18,7 @@ _PUBLIC = {
     "Dashboard": "dashboard",
     "link": "linking",
     "link_probe": "linking",
+    "link_training": "training_progress",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -1,0 +1,437 @@
+"""TrainingProgress: a live panel for a background :class:`plasmonwidgets.Trainer`.
+
+The trainer runs in its own thread and queues progress events. A poller thread
+drains that queue every ``poll_interval`` seconds (0.25 s by default) and pushes
+the latest state to the widgets inside ``hold_sync``, so the browser receives at
+most a few updates per second however fast the batches are, and the notebook
+stays free while training runs.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as ipw
+import numpy as np
+import traitlets as t
+
+from ._message import message_html
+
+__all__ = ["TrainingProgress", "link_training"]
+
+_ACTIVE = ("running", "stopping")
+_MAX_BATCH_POINTS = 2000  # the per-batch loss curve is decimated beyond this
+
+
+def _fmt_seconds(seconds: float | None) -> str:
+    if seconds is None or not np.isfinite(seconds):
+        return "–"
+    seconds = int(round(seconds))
+    minutes, sec = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
+
+
+def _finite(values: list[float]) -> np.ndarray:
+    """Loss values for a log axis: non-positive / non-finite entries become NaN (gaps)."""
+    out = np.asarray(values, dtype=np.float64)
+    out[~(np.isfinite(out) & (out > 0))] = np.nan
+    return out
+
+
+class TrainingProgress(ipw.VBox):
+    """Progress bar, live loss curves, Start/Stop/Resume and a summary for a Trainer.
+
+    Parameters
+    ----------
+    trainer : plasmonwidgets.Trainer, optional
+        An existing trainer (any state). Either this (and/or ``trainer_factory``) or
+        ``model``/``train``/``test``.
+    model, train, test : Im2Spec/Spec2Im and TilePairs, optional
+        Build the trainer here: ``Trainer(model, train, test, epochs=epochs,
+        **trainer_kwargs)``. Start after a finished run then trains anew.
+    epochs : epochs for a trainer built here.
+    trainer_factory : callable() -> Trainer, optional
+        Makes a fresh trainer when Start is pressed after a run ended
+        (finished, stopped or failed). Built automatically from ``model``/``train``/``test``.
+    poll_interval : seconds between widget updates while training (throttle).
+    **trainer_kwargs : passed to ``Trainer`` (batch_size, lr, seed, ...).
+
+    Attributes
+    ----------
+    start_button, stop_button, resume_button : Buttons
+    progress : IntProgress, batches done out of ``epochs * batches per epoch``
+    status : HTML, epoch/batch, elapsed, ETA, samples/s
+    loss_figure : bqplot Figure with ``train_line``/``test_line`` (per epoch) and
+        ``batch_line`` (per batch), log-scaled loss axis
+    message : HTML, errors in red
+    summary : HTML, final metrics
+    model_version : Int trait, incremented whenever a run ends with new weights
+        (finished or stopped); observe it, or use :meth:`on_finished`.
+    state : Unicode trait mirroring ``trainer.state``
+    """
+
+    model_version = t.Int(0)
+    state = t.Unicode("idle")
+
+    def __init__(
+        self,
+        trainer: Any = None,
+        *,
+        model: Any = None,
+        train: Any = None,
+        test: Any = None,
+        epochs: int = 60,
+        trainer_factory: Callable[[], Any] | None = None,
+        poll_interval: float = 0.25,
+        **trainer_kwargs: Any,
+    ):
+        super().__init__()
+        if trainer is None and trainer_factory is None:
+            if model is None or train is None:
+                raise ValueError(
+                    "pass a Trainer, a trainer_factory, or model= and train= (and test=) "
+                    "TilePairs so TrainingProgress can build one"
+                )
+            from ..training import Trainer
+
+            def trainer_factory():
+                return Trainer(model, train, test, epochs=epochs, **trainer_kwargs)
+
+        elif model is not None or train is not None or test is not None:
+            raise ValueError("pass either trainer/trainer_factory or model/train/test, not both")
+        if not float(poll_interval) > 0:
+            raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval}")
+        self.trainer = trainer  # None until the factory succeeds (bad data shows a message)
+        self.trainer_factory = trainer_factory
+        self.poll_interval = float(poll_interval)
+        self._callbacks: list[Callable[[Any], None]] = []
+        self._poller: threading.Thread | None = None
+        self._poll_lock = threading.Lock()  # one drain at a time (poller vs refresh())
+        self._run_lock = threading.Lock()  # launching vs closing a run
+        self._run_open = False  # a run was launched and its end not yet processed
+        self._closed = threading.Event()
+        self._wake = threading.Event()
+        self._done = threading.Event()
+        self._done.set()
+
+        self.start_button = ipw.Button(description="Start", icon="play", button_style="success")
+        self.stop_button = ipw.Button(description="Stop", icon="stop", button_style="warning")
+        self.resume_button = ipw.Button(description="Resume", icon="forward")
+        self.progress = ipw.IntProgress(value=0, min=0, max=1, description="epoch 0",
+                                        layout={"width": "420px"},
+                                        style={"description_width": "90px"})
+        self.status = ipw.HTML()
+        self.message = ipw.HTML()
+        self.summary = ipw.HTML()
+        self._build_loss_figure()
+        self.start_button.on_click(lambda _: self.start())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.resume_button.on_click(lambda _: self.resume())
+        self.children = [
+            ipw.HBox([self.start_button, self.stop_button, self.resume_button]),
+            ipw.HBox([self.progress, self.status]),
+            self.loss_figure,
+            self.message,
+            self.summary,
+        ]
+        self._reset_run_state()
+        if self.trainer is None:
+            self._new_trainer()
+        self._refresh_buttons()
+        if self.trainer_state in _ACTIVE:
+            self._run_open = True
+            self._done.clear()
+            self._ensure_poller()
+
+    # -- public API -----------------------------------------------------------------
+    def start(self) -> None:
+        """Start training (a fresh trainer from the factory if the last run ended)."""
+        state = self.trainer_state
+        if state in _ACTIVE:
+            return
+        if self.trainer is None or state != "idle":
+            if self.trainer_factory is None:
+                self._show_error(
+                    f"this trainer already ran (state {state!r}); press Resume to continue a "
+                    "stopped run, or pass trainer_factory= / model, train, test to start anew"
+                )
+                return
+            self._reset_run_state()
+            if not self._new_trainer():
+                return
+        self._launch(self.trainer.start)
+
+    @property
+    def trainer_state(self) -> str:
+        """The trainer's state ("idle" while no trainer could be built)."""
+        return "idle" if self.trainer is None else self.trainer.state
+
+    def stop(self) -> None:
+        """Ask the trainer to stop after the current batch (returns at once)."""
+        if self.trainer_state == "running":
+            self.trainer.stop()
+        self._refresh_buttons()
+
+    def resume(self) -> None:
+        """Continue a stopped run where it left off."""
+        if self.trainer_state != "stopped":
+            self._show_error(
+                f"only a stopped run can be resumed; the trainer is {self.trainer_state!r}"
+            )
+            return
+        self._launch(self.trainer.resume)
+
+    def on_finished(self, callback: Callable[[Any], None], remove: bool = False) -> None:
+        """Call ``callback(model)`` whenever a run ends with new weights (finished or
+        stopped). Runs on the poller thread."""
+        if remove:
+            self._callbacks.remove(callback)
+        else:
+            self._callbacks.append(callback)
+
+    def refresh(self) -> None:
+        """Drain the trainer's events and update the widgets now (the poller does this
+        every ``poll_interval`` while training)."""
+        if self.trainer is None:
+            return
+        with self._poll_lock:
+            events = self.trainer.poll()
+            if events:
+                self._apply(events)
+            self._refresh_buttons()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the current run has ended and the widget shows its final state
+        (summary, errors, ``model_version``). Returns False on timeout (s)."""
+        return self._done.wait(timeout)
+
+    def close(self) -> None:
+        """Stop a running trainer and the poller thread, and close the widgets."""
+        self._closed.set()
+        self._wake.set()
+        if self.trainer_state == "running":
+            self.trainer.stop()
+        super().close()
+
+    # -- construction ---------------------------------------------------------------
+    def _build_loss_figure(self) -> None:
+        sx, sy = bq.LinearScale(min=0.0), bq.LogScale()
+        self.batch_line = bq.Lines(scales={"x": sx, "y": sy}, colors=["#9ecae1"],
+                                   stroke_width=1, labels=["train (batch)"])
+        self.train_line = bq.Lines(scales={"x": sx, "y": sy}, colors=["#1f77b4"], marker="circle",
+                                   marker_size=16, stroke_width=2, labels=["train"])
+        self.val_line = bq.Lines(scales={"x": sx, "y": sy}, colors=["#2ca02c"], marker="circle",
+                                 marker_size=16, stroke_width=2, labels=["validation"])
+        self.test_line = bq.Lines(scales={"x": sx, "y": sy}, colors=["#ff7f0e"], marker="circle",
+                                  marker_size=16, stroke_width=2, labels=["test"])
+        self._lines = (self.batch_line, self.train_line, self.val_line, self.test_line)
+        for line in self._lines:
+            line.display_legend = True
+        self.loss_figure = bq.Figure(
+            marks=list(self._lines),
+            axes=[bq.Axis(scale=sx, label="epoch"),
+                  bq.Axis(scale=sy, label="MSE loss", orientation="vertical", tick_format=".2~g")],
+            legend_location="top-right",
+            fig_margin={"top": 20, "bottom": 45, "left": 70, "right": 20},
+            layout={"width": "560px", "height": "300px"},
+        )
+
+    def _reset_run_state(self) -> None:
+        self._epochs: list[int] = []
+        self._train_loss: list[float] = []
+        self._val_loss: list[float] = []
+        self._test_loss: list[float] = []
+        self._batch_x: list[float] = []
+        self._batch_loss: list[float] = []
+        self._last_event: Any = None
+        self._rate = 0.0  # latest training throughput, samples/s
+        self._notified = False
+        with self.loss_figure.hold_sync():
+            for line in self._lines:
+                line.x, line.y = np.zeros(0), np.zeros(0)
+        self.progress.value = 0
+        self.progress.bar_style = ""
+        self.message.value = ""
+        self.summary.value = ""
+        self.status.value = "ready"
+
+    # -- running ------------------------------------------------------------------------
+    def _new_trainer(self) -> bool:
+        """Build a trainer with the factory; on bad data/config show why and return False."""
+        try:
+            self.trainer = self.trainer_factory()
+        except Exception as exc:
+            self.trainer = None
+            self._show_error(f"could not set up training: {exc}")
+            self._refresh_buttons()
+            return False
+        return True
+
+    def _launch(self, action: Callable[[], None]) -> None:
+        self.message.value = ""
+        with self._run_lock:
+            try:
+                action()
+            except Exception as exc:  # bad data / configuration rejected before the thread starts
+                self._show_error(str(exc) or type(exc).__name__)
+                self._refresh_buttons()
+                return
+            self._run_open = True
+            self._done.clear()
+        self._refresh_buttons()
+        self._ensure_poller()
+        self._wake.set()
+
+    def _ensure_poller(self) -> None:
+        if self._poller is None or not self._poller.is_alive():
+            self._poller = threading.Thread(
+                target=self._poll_loop, name="TrainingProgress-poller", daemon=True
+            )
+            self._poller.start()
+
+    def _poll_loop(self) -> None:
+        """Poll while a run is open; sleep on ``_wake`` otherwise (one thread per widget)."""
+        while not self._closed.is_set():
+            trainer = self.trainer
+            if trainer is None:
+                self._run_open = False
+            elif trainer.state in _ACTIVE:
+                self._run_open = True  # also picks up a trainer started outside the widget
+            if not self._run_open:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            self._safe_refresh()
+            ended = False
+            with self._run_lock:
+                if trainer is self.trainer and trainer.state not in _ACTIVE:
+                    self._safe_refresh()  # events queued just before the end
+                    self._run_open = False
+                    ended = True
+            if ended:
+                self._finish(trainer)
+                self._done.set()
+            else:
+                self._closed.wait(self.poll_interval)
+
+    def _safe_refresh(self) -> None:
+        try:
+            self.refresh()
+        except Exception as exc:  # never die silently: show what went wrong
+            self._show_error(f"progress display failed: {exc}")
+
+    def _finish(self, trainer: Any) -> None:
+        """The run ended: final summary, errors, notify listeners of new weights."""
+        state = trainer.state
+        if state == "failed":
+            self.progress.bar_style = "danger"
+            self._show_error(trainer.error or "training failed (no message from the trainer)")
+        elif state == "finished":
+            self.progress.bar_style = "success"
+        self._show_summary(trainer)
+        self._refresh_buttons()
+        if state in ("finished", "stopped") and not self._notified:
+            self._notified = state == "finished"  # a stopped run may still be resumed
+            self.model_version += 1
+            for callback in list(self._callbacks):
+                try:
+                    callback(trainer.model)
+                except Exception as exc:
+                    self._show_error(f"on_finished callback {callback!r} failed: {exc}")
+
+    def _apply(self, events: list[Any]) -> None:
+        """Fold a batch of progress events into the curves and labels (one redraw)."""
+        for event in events:
+            if event.kind == "batch" and event.train_loss is not None:
+                self._batch_x.append(event.epoch - 1 + event.batch / max(event.n_batches, 1))
+                self._batch_loss.append(float(event.train_loss))
+            elif event.kind == "epoch":
+                self._epochs.append(event.epoch)
+                for values, loss in ((self._train_loss, event.train_loss),
+                                     (self._val_loss, getattr(event, "val_loss", None)),
+                                     (self._test_loss, event.test_loss)):
+                    values.append(np.nan if loss is None else float(loss))
+            elif event.kind == "failed" and event.message:
+                self._show_error(event.message)
+            self._last_event = event
+        last = self._last_event
+        if len(self._batch_x) > _MAX_BATCH_POINTS:  # keep every other point: bounded payload
+            self._batch_x, self._batch_loss = self._batch_x[::2], self._batch_loss[::2]
+        with self.loss_figure.hold_sync():
+            self.batch_line.x, self.batch_line.y = (np.asarray(self._batch_x),
+                                                    _finite(self._batch_loss))
+            epochs = np.asarray(self._epochs, dtype=float)
+            for line, values in ((self.train_line, self._train_loss),
+                                 (self.val_line, self._val_loss),
+                                 (self.test_line, self._test_loss)):
+                line.x, line.y = epochs, _finite(values)
+        if last is not None:
+            with self.progress.hold_sync():
+                n_batches = max(int(last.n_batches), 1)
+                self.progress.max = max(int(last.n_epochs) * n_batches, 1)
+                done = (last.epoch - 1) * n_batches + (last.batch if last.kind == "batch"
+                                                       else n_batches)
+                self.progress.value = int(np.clip(done, 0, self.progress.max))
+                self.progress.description = f"epoch {last.epoch}/{last.n_epochs}"
+            loss = "" if last.train_loss is None else f" · loss {last.train_loss:.3g}"
+            if last.samples_per_s:
+                self._rate = float(last.samples_per_s)
+            if last.kind in ("batch", "epoch"):
+                where = (f"epoch {last.epoch}/{last.n_epochs} · batch {last.batch}/"
+                         f"{last.n_batches} · ETA {_fmt_seconds(last.eta_s)}")
+            else:  # finished / stopped / failed: no batch in flight, no ETA
+                where = f"{last.kind} after {last.epoch}/{last.n_epochs} epochs"
+            self.status.value = (
+                f"<small>{where} · elapsed {_fmt_seconds(last.elapsed_s)} · "
+                f"{self._rate:.0f} samples/s{loss}</small>"
+            )
+
+    def _show_summary(self, trainer: Any) -> None:
+        history = trainer.history
+        rows = [("state", trainer.state), ("epochs", f"{len(history.train_loss)}")]
+        for label, values in (("validation", history.val_loss), ("test", history.test_loss)):
+            losses = _finite([np.nan if v is None else v for v in values])
+            if np.isfinite(losses).any():
+                best = int(np.nanargmin(losses))
+                rows.append((f"best {label} loss", f"{losses[best]:.4g} (epoch {best + 1})"))
+        if getattr(history, "best_epoch", None):
+            rows.append(("weights kept", f"epoch {history.best_epoch}"))
+        if history.train_loss:
+            rows.append(("final train loss", f"{history.train_loss[-1]:.4g}"))
+        if history.epoch_time:
+            rows.append(("time", _fmt_seconds(float(np.sum(history.epoch_time)))))
+        if history.samples_per_s:
+            rows.append(("samples/s", f"{float(np.mean(history.samples_per_s)):.0f}"))
+        cells = "".join(
+            f"<tr><td>{k}</td><td><b>{html.escape(v)}</b></td></tr>" for k, v in rows
+        )
+        self.summary.value = f"<table style='font-size:90%'>{cells}</table>"
+
+    def _show_error(self, text: str) -> None:
+        self.message.value = message_html(f"Training error: {text}")
+
+    def _refresh_buttons(self) -> None:
+        state = self.trainer_state
+        self.state = state
+        can_restart = state == "idle" or (state not in _ACTIVE and self.trainer_factory is not None)
+        with self.start_button.hold_sync():
+            self.start_button.disabled = not can_restart
+        self.stop_button.disabled = state != "running"
+        self.resume_button.disabled = state != "stopped"
+
+
+def link_training(progress: TrainingProgress, explorer: Any) -> Callable[[Any], None]:
+    """Make ``explorer`` (a LatentExplorer) pick up the weights whenever a run of
+    ``progress`` ends. Returns the callback (pass it to ``on_finished(cb, remove=True)``
+    to unlink)."""
+
+    def pick_up(model: Any) -> None:
+        explorer.set_model(model)
+
+    progress.on_finished(pick_up)
+    return pick_up
