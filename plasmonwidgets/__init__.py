@@ -23,6 +23,12 @@ _PUBLIC = {
     "train": "training",
     "Trainer": "training",
     "History": "training",
+    "ProgressEvent": "training",
+    "TrainingError": "training",
+    "CheckpointError": "checkpoint",
+    "DataFileError": "io",
+    "select_device": "device",
+    "nmse_percent": "metrics",
 }
 _SUBMODULES = {
     "datasets",
@@ -34,6 +40,8 @@ _SUBMODULES = {
     "models",
     "training",
     "tiles",
+    "pretrained",
+    "metrics",
 }
 
 __all__ = sorted(_PUBLIC) + sorted(_SUBMODULES)

@@ -36,6 +36,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"--Voila.ip={args.host}", f"--port={port}", "--no-browser",
         "--strip_sources=True", "--show_tracebacks=False",
         f"--Voila.root_dir={notebook.parent}",
+        # a closed browser tab must not leave its kernel (and its threads) behind
+        "--MappingKernelManager.cull_idle_timeout=60", "--MappingKernelManager.cull_interval=15",
     ]  # fmt: skip
     url = f"http://{args.host}:{port}/"
     print(f"plasmonwidgets dashboard: {url}  (Ctrl-C to stop)", flush=True)

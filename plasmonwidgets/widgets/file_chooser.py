@@ -1,0 +1,389 @@
+"""DataFileChooser: pick a data file inside one folder, or upload one, safely.
+
+A dashboard served to other people must not become a file browser for the
+server. The chooser therefore
+
+- lists only the data folder it was given (``root``, default the environment
+  variable ``PLASMONWIDGETS_DATA_DIR``, else the working directory) and its
+  sub-folders; every path is resolved (symlinks included) and refused unless it
+  lies inside ``root``;
+- shows only files with a supported extension (HyperSpy/RosettaSciIO formats);
+- accepts uploads up to ``max_upload_mb``, stores them under a sanitised name in
+  a private temporary folder (removed by :meth:`close`), never in ``root``.
+
+The chooser does not load anything itself: :attr:`selected` holds the chosen
+(SI, HAADF-or-None) paths and ``on_load`` callbacks receive them when the user
+presses *Load*.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as ipw
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "DataFileChooser",
+    "SUPPORTED_EXTENSIONS",
+    "UnsafePathError",
+    "resolve_inside",
+    "sanitize_filename",
+]
+
+DATA_DIR_ENV = "PLASMONWIDGETS_DATA_DIR"
+
+#: file name endings pw.load reads (DigitalMicrograph, Velox EMD, HyperSpy, numpy archive)
+SUPPORTED_EXTENSIONS = (".dm3", ".dm4", ".emd", ".hspy", ".zspy", ".npz")
+
+_PARENT = ".."
+_SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_NAME = 100  # characters kept of an uploaded file name
+
+
+class UnsafePathError(ValueError):
+    """A requested path lies outside the data folder (``..``, absolute path or symlink)."""
+
+
+def resolve_inside(root: str | os.PathLike, relative: str | os.PathLike) -> Path:
+    """``root / relative`` fully resolved; raises UnsafePathError if it leaves ``root``.
+
+    Symlinks are followed before the check, so a link pointing out of the folder is
+    refused like ``../../etc/passwd`` or an absolute path would be.
+    """
+    base = Path(root).resolve()
+    target = (base / relative).resolve()
+    if target != base and base not in target.parents:
+        raise UnsafePathError(
+            f"{str(relative)!r} is outside the data folder; choose a file inside it"
+        )
+    return target
+
+
+def sanitize_filename(name: str) -> str:
+    """A safe single-component file name for an uploaded file.
+
+    Drops any directory part (``/`` or ``\\``), replaces characters other than
+    letters, digits, ``.``, ``_`` and ``-`` with ``_``, strips leading dots (no
+    hidden files, no ``..``) and keeps at most 100 characters, preserving the
+    extension. Raises ValueError when nothing usable remains.
+    """
+    base = re.split(r"[\\/]", str(name))[-1]
+    cleaned = _SAFE_CHARS.sub("_", base).lstrip(".")
+    stem, dot, ext = cleaned.rpartition(".")
+    if not dot:
+        stem, ext = cleaned, ""
+    ext = ext[:10]
+    stem = stem[: _MAX_NAME - len(ext) - 1].strip("._") or "upload"
+    if not cleaned.strip("._"):
+        raise ValueError(f"uploaded file name {name!r} has no usable characters; rename the file")
+    return f"{stem}.{ext}" if ext else stem
+
+
+def _is_data_file(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    if suffix == ".zspy":  # a zarr store is a folder
+        return path.exists()
+    return path.is_file() and suffix in SUPPORTED_EXTENSIONS
+
+
+class DataFileChooser(ipw.VBox):
+    """Choose an SI file (and optionally a separate HAADF file) under ``root``, or upload.
+
+    Parameters
+    ----------
+    root : folder the chooser may read; default ``$PLASMONWIDGETS_DATA_DIR`` or the
+        working directory. It must exist.
+    max_upload_mb : largest accepted upload, MB (per file).
+    on_load : optional callback ``f(si_path, haadf_path_or_None)`` run on *Load*.
+
+    Attributes (named children, for tests and scripting)
+    ----------------------------------------------------
+    folder : Select listing sub-folders (``name/``) and data files of the current folder
+    haadf : Dropdown choosing an optional separate HAADF file from the same listing
+    upload : FileUpload
+    load_button : Button
+    status : HTML line (errors in red)
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        *,
+        max_upload_mb: float = 200.0,
+        on_load: Callable[[Path, Path | None], Any] | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        root = root if root is not None else os.environ.get(DATA_DIR_ENV) or os.getcwd()
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise FileNotFoundError(
+                f"data folder {self.root} does not exist; set {DATA_DIR_ENV} to an existing folder"
+            )
+        if not max_upload_mb > 0:
+            raise ValueError(f"max_upload_mb must be > 0, got {max_upload_mb}")
+        self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
+        self._callbacks: list[Callable[[Path, Path | None], Any]] = []
+        if on_load is not None:
+            self._callbacks.append(on_load)
+        self._cwd = self.root
+        self._upload_dir: Path | None = None
+        self.uploaded: list[Path] = []
+
+        self.location = ipw.HTML()
+        self.folder = ipw.Select(options=[], rows=8, layout={"width": "420px"})
+        self.haadf = ipw.Dropdown(
+            options=[("(none: HAADF inside the SI file)", None)],
+            description="HAADF",
+            layout={"width": "420px"},
+        )
+        self.haadf.style.description_width = "60px"
+        accept = ",".join(e for e in SUPPORTED_EXTENSIONS if e != ".zspy")
+        self.upload = ipw.FileUpload(
+            accept=accept, multiple=True, description="Upload", layout={"width": "140px"}
+        )
+        self.load_button = ipw.Button(
+            description="Load", button_style="primary", icon="folder-open",
+            disabled=True, layout={"width": "140px"},
+        )  # fmt: skip
+        self.status = ipw.HTML()
+        self.children = [
+            self.location,
+            self.folder,
+            self.haadf,
+            ipw.HBox([self.load_button, self.upload]),
+            ipw.HTML(
+                f"<small>Formats: {', '.join(SUPPORTED_EXTENSIONS)}; uploads up to "
+                f"{max_upload_mb:g} MB each.</small>"
+            ),
+            self.status,
+        ]
+        self.folder.observe(self._on_folder_value, "value")
+        self.upload.observe(self._on_upload, "value")
+        self.load_button.on_click(lambda _b: self.load())
+        self.refresh()
+
+    # -- public API ----------------------------------------------------------------
+    def on_load(self, callback: Callable[[Path, Path | None], Any]) -> None:
+        """Register ``callback(si_path, haadf_path_or_None)`` for the *Load* button."""
+        self._callbacks.append(callback)
+
+    @property
+    def cwd(self) -> Path:
+        """The folder being listed (inside ``root``)."""
+        return self._cwd
+
+    @property
+    def selected(self) -> tuple[Path | None, Path | None]:
+        """(SI path, HAADF path or None) currently chosen."""
+        value = self.folder.value
+        si = None if value in (None, _PARENT) or str(value).endswith("/") else self._path(value)
+        return si, self.haadf.value
+
+    def select(self, relative: str, haadf: str | None = None) -> Path:
+        """Choose a data file by its path relative to ``root`` (opens its folder).
+
+        Raises UnsafePathError outside ``root`` and FileNotFoundError when it is not a
+        supported data file.
+        """
+        path = resolve_inside(self.root, relative)
+        if not _is_data_file(path):
+            raise FileNotFoundError(
+                f"{relative!r} is not a data file in the data folder (supported: "
+                f"{', '.join(SUPPORTED_EXTENSIONS)})"
+            )
+        self.change_dir(path.parent)
+        self.folder.value = path.name
+        if haadf is not None:
+            self.set_haadf(resolve_inside(self.root, haadf))
+        return path
+
+    def set_haadf(self, path: Path | None) -> None:
+        """Choose a separate HAADF file (an absolute path already listed) or None."""
+        values = [v for _, v in self.haadf.options]
+        if path is not None and path not in values:
+            raise FileNotFoundError(f"{path.name} is not listed as a HAADF candidate")
+        self.haadf.value = path
+
+    def change_dir(self, folder: str | os.PathLike) -> None:
+        """List ``folder`` (absolute, or relative to ``root``); it must be inside ``root``."""
+        path = resolve_inside(self.root, folder)
+        if not path.is_dir():
+            raise FileNotFoundError(f"{folder!r} is not a folder inside the data folder")
+        self._cwd = path
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the current folder and the uploads."""
+        entries: list[tuple[str, str]] = []
+        if self._cwd != self.root:
+            entries.append(("⬑ parent folder", _PARENT))
+        files: list[Path] = []
+        try:
+            children = sorted(self._cwd.iterdir(), key=lambda p: p.name.lower())
+        except OSError as exc:
+            self._error(f"cannot list the folder: {exc.strerror or exc}")
+            children = []
+        for child in children:
+            if child.name.startswith("."):
+                continue
+            try:
+                resolve_inside(self.root, child)  # skip links leading out of root
+            except UnsafePathError:
+                continue
+            if child.is_dir() and child.suffix.lower() != ".zspy":
+                entries.append((f"📁 {child.name}/", f"{child.name}/"))
+            elif _is_data_file(child):
+                files.append(child)
+                entries.append((f"{child.name}  ({_size(child)})", child.name))
+        for path in self.uploaded:
+            files.append(path)
+            entries.append((f"⇪ {path.name}  (uploaded, {_size(path)})", str(path)))
+        rel = self._cwd.relative_to(self.root)
+        self.location.value = (
+            f"<b>Data folder</b> <code>{_html(self.root.name or str(self.root))}/"
+            f"{'' if str(rel) == '.' else _html(str(rel)) + '/'}</code>"
+        )
+        # replacing options re-selects inside ipywidgets; the listing itself is no user choice
+        self.folder.unobserve(self._on_folder_value, "value")
+        try:
+            self.folder.options = entries
+            self.folder.value = None
+        finally:
+            self.folder.observe(self._on_folder_value, "value")
+        self.haadf.options = [("(none: HAADF inside the SI file)", None)] + [
+            (p.name, p) for p in files
+        ]
+        self.haadf.value = None
+        self.load_button.disabled = True
+        if not files and not any(v.endswith("/") for _, v in entries):
+            self._info("No data files here; upload one or choose another folder.")
+
+    def load(self) -> tuple[Path, Path | None]:
+        """Run the on_load callbacks with the current selection and return it."""
+        si, haadf = self.selected
+        if si is None:
+            raise ValueError("choose a data file first (click one in the list) or upload one")
+        if haadf is not None and haadf == si:
+            raise ValueError("the HAADF file must differ from the SI file; choose (none) or another")
+        for callback in self._callbacks:
+            callback(si, haadf)
+        return si, haadf
+
+    def save_upload(self, name: str, content: bytes | memoryview) -> Path:
+        """Store one uploaded file under a sanitised name in the private upload folder.
+
+        Raises ValueError for a file over the size limit or of an unsupported type.
+        """
+        size = len(memoryview(content).cast("B"))
+        if size > self.max_upload_bytes:
+            raise ValueError(
+                f"{name!r} is {size / 2**20:.1f} MB, over the {self.max_upload_bytes / 2**20:g} MB "
+                "upload limit; put the file in the data folder instead"
+            )
+        safe = sanitize_filename(name)
+        if Path(safe).suffix.lower() not in SUPPORTED_EXTENSIONS or safe.lower().endswith(".zspy"):
+            raise ValueError(
+                f"{name!r} is not a supported file type; upload one of "
+                f"{', '.join(e for e in SUPPORTED_EXTENSIONS if e != '.zspy')}"
+            )
+        if self._upload_dir is None:
+            self._upload_dir = Path(tempfile.mkdtemp(prefix="plasmonwidgets-upload-"))
+        path = self._upload_dir / safe
+        stem, suffix, n = path.stem, path.suffix, 1
+        while path.exists():  # never overwrite an earlier upload
+            path = self._upload_dir / f"{stem}-{n}{suffix}"
+            n += 1
+        path.write_bytes(bytes(content))
+        self.uploaded.append(path)
+        return path
+
+    def close(self) -> None:
+        """Delete the uploaded files and close the widget."""
+        if self._upload_dir is not None:
+            shutil.rmtree(self._upload_dir, ignore_errors=True)
+            self._upload_dir = None
+            self.uploaded = []
+        super().close()
+
+    # -- internals -------------------------------------------------------------------
+    def _path(self, value: str) -> Path:
+        if os.path.isabs(value):  # an uploaded file: must be one we stored
+            path = Path(value)
+            if path not in self.uploaded:
+                raise UnsafePathError("unknown uploaded file")
+            return path
+        return resolve_inside(self.root, self._cwd / value)
+
+    def _on_folder_value(self, change: dict) -> None:
+        value = change["new"]
+        self.load_button.disabled = True
+        if value is None:
+            return
+        try:
+            if value == _PARENT:
+                self.change_dir(self._cwd.parent)
+            elif value.endswith("/"):
+                self.change_dir(self._cwd / value)
+            else:
+                path = self._path(value)
+                self.load_button.disabled = False
+                self._info(f"Selected <code>{_html(path.name)}</code> ({_size(path)}); press Load.")
+        except (OSError, ValueError) as exc:
+            self._error(str(exc))
+
+    def _on_upload(self, change: dict) -> None:
+        files = change["new"]
+        if not files:
+            return
+        stored, problems = [], []
+        for item in files:
+            try:
+                stored.append(self.save_upload(item["name"], item["content"]))
+            except (OSError, ValueError) as exc:
+                problems.append(str(exc))
+        self.refresh()
+        if stored:
+            self.folder.value = str(stored[-1])
+        if problems:
+            self._error("; ".join(problems))
+        # forget the browser-side copy: the bytes are stored, and keeping them doubles memory
+        self.upload.unobserve(self._on_upload, "value")
+        try:
+            self.upload.value = ()
+        finally:
+            self.upload.observe(self._on_upload, "value")
+
+    def _info(self, text: str) -> None:
+        self.status.value = f"<span class='pw-chooser-info'>{text}</span>"
+
+    def _error(self, text: str) -> None:
+        self.status.value = (
+            f"<span class='pw-chooser-error' role='alert' style='color:#c0392b'>{_html(text)}</span>"
+        )
+
+
+def _size(path: Path) -> str:
+    try:
+        if path.is_dir():
+            n = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        else:
+            n = path.stat().st_size
+    except OSError:
+        return "?"
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
