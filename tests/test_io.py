@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +12,6 @@ import pytest
 import plasmonwidgets as pw
 from plasmonwidgets.io import STAND_IN, DataFileError, from_hyperspy
 from plasmonwidgets.spectrum_image import Normalization, SpectrumImage
-
-REAL = Path(__file__).parents[1] / ".." / "shared" / "data" / "real"
-VELOX_ZIP = REAL / "velox_EELS_EDS.zip"
-DM4 = REAL / "EELS_SI.dm4"
 
 hs = pytest.importorskip("hyperspy.api")
 exspy = pytest.importorskip("exspy")
@@ -37,25 +32,8 @@ FORMATS = ["hspy", pytest.param("zspy", marks=needs_zarr), "npz"]
 
 
 @pytest.fixture(scope="session")
-def velox(tmp_path_factory) -> Path:
-    if not VELOX_ZIP.is_file():
-        pytest.skip(f"real Velox EMD test file not found at {VELOX_ZIP}")
-    out = tmp_path_factory.mktemp("velox")
-    with zipfile.ZipFile(VELOX_ZIP) as z:
-        z.extractall(out)
-    return out / "example_velox_EELS_EDS.emd"
-
-
-@pytest.fixture(scope="session")
 def velox_signals(velox):
     return hs.load(str(velox))
-
-
-@pytest.fixture(scope="session")
-def dm4() -> Path:
-    if not DM4.is_file():
-        pytest.skip(f"real DigitalMicrograph test file not found at {DM4}")
-    return DM4
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import signal
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +14,6 @@ import pytest
 import plasmonwidgets as pw
 from plasmonwidgets.io import DataFileError
 from plasmonwidgets.spectrum_image import SpectrumImage
-
-REAL = Path(__file__).parents[1] / ".." / "shared" / "data" / "real"
-VELOX_ZIP = REAL / "velox_EELS_EDS.zip"
-DM4 = REAL / "EELS_SI.dm4"
 
 hs = pytest.importorskip("hyperspy.api")
 exspy = pytest.importorskip("exspy")
@@ -43,23 +38,6 @@ def no_hang():
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
-
-
-@pytest.fixture(scope="session")
-def velox(tmp_path_factory) -> Path:
-    if not VELOX_ZIP.is_file():
-        pytest.skip(f"real Velox EMD test file not found at {VELOX_ZIP}")
-    out = tmp_path_factory.mktemp("velox_hostile")
-    with zipfile.ZipFile(VELOX_ZIP) as z:
-        z.extractall(out)
-    return out / "example_velox_EELS_EDS.emd"
-
-
-@pytest.fixture(scope="session")
-def dm4() -> Path:
-    if not DM4.is_file():
-        pytest.skip(f"real DigitalMicrograph test file not found at {DM4}")
-    return DM4
 
 
 def _small_si() -> SpectrumImage:

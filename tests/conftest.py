@@ -1,0 +1,31 @@
+"""Fixtures shared by the test modules: the real instrument files in ../shared/data/real."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REAL = Path(__file__).parents[1] / ".." / "shared" / "data" / "real"
+VELOX_ZIP = REAL / "velox_EELS_EDS.zip"
+DM4 = REAL / "EELS_SI.dm4"
+
+
+@pytest.fixture(scope="session")
+def velox(tmp_path_factory) -> Path:
+    """The real Velox EMD (EELS SI, EDS and DF images), unzipped once; treat as read-only."""
+    if not VELOX_ZIP.is_file():
+        pytest.skip(f"real Velox EMD test file not found at {VELOX_ZIP}")
+    out = tmp_path_factory.mktemp("velox")
+    with zipfile.ZipFile(VELOX_ZIP) as z:
+        z.extractall(out)
+    return out / "example_velox_EELS_EDS.emd"
+
+
+@pytest.fixture(scope="session")
+def dm4() -> Path:
+    """The real DigitalMicrograph EELS spectrum image; treat as read-only."""
+    if not DM4.is_file():
+        pytest.skip(f"real DigitalMicrograph test file not found at {DM4}")
+    return DM4
