@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["main", "dashboard_notebook"]
+__all__ = ["main", "dashboard_notebook", "demo_command"]
 
 
 def dashboard_notebook() -> Path:
@@ -28,20 +28,30 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def demo_command(host: str, port: int, data_dir: str | os.PathLike) -> tuple[list[str], dict[str, str]]:
+    """The Voila command line and environment that ``plasmonwidgets demo`` runs.
+
+    Sources and tracebacks are kept from the page, idle kernels of closed tabs are culled,
+    and the file chooser is confined to ``data_dir`` (via ``PLASMONWIDGETS_DATA_DIR``).
+    """
     notebook = dashboard_notebook()
-    port = args.port or _free_port(args.host)
     cmd = [
         sys.executable, "-m", "voila", str(notebook),
-        f"--Voila.ip={args.host}", f"--port={port}", "--no-browser",
+        f"--Voila.ip={host}", f"--port={port}", "--no-browser",
         "--strip_sources=True", "--show_tracebacks=False",
         f"--Voila.root_dir={notebook.parent}",
         # a closed browser tab must not leave its kernel (and its threads) behind
         "--MappingKernelManager.cull_idle_timeout=60", "--MappingKernelManager.cull_interval=15",
     ]  # fmt: skip
+    env = dict(os.environ, PLASMONWIDGETS_DATA_DIR=str(Path(data_dir).resolve()))
+    return cmd, env
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    port = args.port or _free_port(args.host)
+    cmd, env = demo_command(args.host, port, args.data_dir)
     url = f"http://{args.host}:{port}/"
     print(f"plasmonwidgets dashboard: {url}  (Ctrl-C to stop)", flush=True)
-    env = dict(os.environ, PLASMONWIDGETS_DATA_DIR=str(Path(args.data_dir).resolve()))
     proc = subprocess.Popen(cmd, env=env)
     try:
         return proc.wait()

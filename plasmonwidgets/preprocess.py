@@ -137,10 +137,12 @@ def _fit_exp2(e: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         g11, g12, g22 = (w2 * b1 * b1).sum(0), (w2 * b1 * b2).sum(0), (w2 * b2 * b2).sum(0)
         r1, r2 = (yw * b1).sum(0), (yw * b2).sum(0)
         det = g11 * g22 - g12**2
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # decays far shorter than the window's energies underflow to det = 0: such grid
+        # points give non-finite residuals and are skipped below, without warnings
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             c1 = (g22 * r1 - g12 * r2) / det
             c2 = (g11 * r2 - g12 * r1) / det
-        res = (((c1 * b1 + c2 * b2 - y) * sw) ** 2).sum(axis=0)
+            res = (((c1 * b1 + c2 * b2 - y) * sw) ** 2).sum(axis=0)
         better = np.isfinite(res) & (res < best_res)
         best_res[better] = res[better]
         best[0, better], best[1, better] = a, b

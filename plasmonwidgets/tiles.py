@@ -58,7 +58,8 @@ class TilePairs:
         _starts: np.ndarray | None = None,
         split_info: dict | None = None,
     ):
-        spectra = np.asarray(spectra, dtype=np.float32)
+        # contiguous copies: torch cannot wrap arrays with negative strides (flipped views)
+        spectra = np.ascontiguousarray(spectra, dtype=np.float32)
         positions = np.asarray(positions, dtype=np.int64)
         if spectra.ndim != 2:
             raise ValueError(f"spectra must be (N, E), got shape {spectra.shape}")
@@ -68,7 +69,7 @@ class TilePairs:
         if images is None and (_view is None or _starts is None):
             raise ValueError("images are required")
         if images is not None:
-            images = np.asarray(images, dtype=np.float32)
+            images = np.ascontiguousarray(images, dtype=np.float32)
             if images.ndim != 3 or images.shape[1] != images.shape[2] or images.shape[0] != n:
                 raise ValueError(f"images must be ({n}, w, w) to match {n} spectra, got shape {images.shape}")
         self._images = images
@@ -285,6 +286,11 @@ def make_tiles(si: SpectrumImage, window: int = 16, step: int = 1, pad: str | No
     H, W = si.haadf.shape
     if window < 2:
         raise ValueError(f"window must be at least 2 HAADF pixels, got {window}")
+    if min(H, W) < 2:
+        raise ValueError(
+            f"the HAADF image is {H}x{W}: tiles need at least 2x2 HAADF pixels, so a scan "
+            "1 pixel wide can only be tiled with an oversampled HAADF (scale >= 2)"
+        )
     if window > min(H, W):
         raise ValueError(
             f"window {window} is larger than the HAADF image {H}x{W}; use a window <= {min(H, W)}"
@@ -316,6 +322,15 @@ def make_tiles(si: SpectrumImage, window: int = 16, step: int = 1, pad: str | No
     if si.is_lazy:
         spectra = spectra[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].compute()
         spectra = np.asarray(spectra)[rr - rows[0], cc - cols[0]].reshape(-1, si.n_energy)
+        bad = ~np.isfinite(spectra)
+        if bad.any():  # a lazy SI is checked for NaN/Inf only when its data is read
+            n, channel = (int(i) for i in np.argwhere(bad)[0])
+            r, c = (int(v) for v in positions[n])
+            raise ValueError(
+                f"spectra contains {int(bad.sum())} NaN/Inf values in the tiled pixels (first at "
+                f"index {(r, c, channel)}); replace or mask them before building a "
+                "SpectrumImage, e.g. with np.nan_to_num"
+            )
     else:
         spectra = spectra[rr, cc].reshape(-1, si.n_energy)
     regions = si.metadata.get("regions")
