@@ -518,3 +518,77 @@ def test_poller_thread_does_not_block_the_caller(data):
     names = [t.name for t in threading.enumerate()]
     assert names.count("plasmonwidgets-trainer") <= 1
     progress.close()
+
+
+class ScriptedTrainer:
+    """A trainer stand-in whose progress events the test writes (no thread, no model)."""
+
+    def __init__(self):
+        from plasmonwidgets.training import History
+
+        self.state = "running"
+        self.events = []
+        self.history = History()
+        self.model = None
+        self.error = None
+
+    def poll(self):
+        events, self.events = self.events, []
+        return events
+
+    def stop(self):
+        self.state = "stopped"
+
+
+def scripted_progress():
+    from plasmonwidgets.training import ProgressEvent
+
+    trainer = ScriptedTrainer()
+    progress = TrainingProgress(trainer, poll_interval=60)  # the test calls refresh() itself
+
+    def emit(kind, epoch, batch=0, **fields):
+        trainer.events.append(ProgressEvent(kind=kind, epoch=epoch, n_epochs=10, batch=batch,
+                                            n_batches=20, **fields))
+
+    return progress, trainer, emit
+
+
+def test_stop_inside_the_first_epoch_keeps_the_progress_shown():
+    progress, trainer, emit = scripted_progress()
+    emit("batch", 1, 7, train_loss=0.5)
+    progress.refresh()
+    assert progress.progress.value == 7 and progress.progress.max == 200
+    trainer.state = "stopped"
+    emit("stopped", 0)  # a run's end reports completed epochs: none yet
+    progress.refresh()
+    assert progress.progress.value == 7, "the bar dropped back when training stopped"
+    assert progress.progress.description == "epoch 1/10"
+    assert "stopped after 0/10 epochs" in progress.status.value
+    assert "batch 7/20" in progress.status.value
+    # stopped inside a later epoch: the partial epoch still counts
+    progress._reset_run_state()
+    for event in (("epoch", 1, 20), ("epoch", 2, 20), ("batch", 3, 5), ("stopped", 2, 0)):
+        emit(*event, train_loss=0.4)
+    progress.refresh()
+    assert progress.progress.value == 45 and progress.progress.description == "epoch 3/10"
+    progress.close()
+
+
+@pytest.mark.parametrize("losses", [
+    [0.3105, 0.3102, 0.3101, 0.3099],  # far less than a decade: d3 would repeat 0.31
+    [0.61, 0.45, 0.38, 0.33, 0.31, 0.30],
+    [2.0, 0.5, 0.05, 0.004, 0.0009],  # several decades
+])
+def test_loss_axis_tick_labels_are_distinct_and_inside_the_range(losses):
+    progress, _trainer, emit = scripted_progress()
+    for epoch, loss in enumerate(losses, start=1):
+        emit("epoch", epoch, 20, train_loss=loss, test_loss=loss * 1.01)
+    progress.refresh()
+    axis, scale = progress._loss_axis, progress._loss_scale
+    ticks = np.asarray(axis.tick_values)
+    digits = int(axis.tick_format.strip(".~g"))
+    labels = [f"{v:.{digits}g}" for v in ticks]
+    assert len(ticks) >= 2 and len(set(labels)) == len(labels), labels
+    assert scale.min <= min(losses) and scale.max >= max(losses) * 1.01
+    assert np.all((ticks >= scale.min) & (ticks <= scale.max))
+    progress.close()

@@ -6,6 +6,11 @@ Messages to the front end are counted by recording each widget's ``comm.send``
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 import traitlets
@@ -270,7 +275,7 @@ def test_tile_view_shares_one_colour_scale():
     assert all(m.scales["color"] is tv.color_scale for m in tv.heatmaps.values())
     assert tv.color_range == (-63.0, 163.0)
     np.testing.assert_array_equal(tv.tile("spec2im 2"), -measured)
-    assert tv.tiles_box.children[-1] is tv.colorbar and len(tv.tiles_box.children) == 4
+    assert tv.tiles_box.children[-1].children[-1] is tv.colorbar and len(tv.tiles_box.children) == 4
     bar = tv.colorbar.marks[0]
     assert bar.scales["color"] is tv.color_scale and (bar.y.min(), bar.y.max()) == (-63.0, 163.0)
     tv.set_tiles(measured=measured)
@@ -414,3 +419,41 @@ def test_on_simulated_nanocubes():
     v.position = [16, 16]
     np.testing.assert_allclose(sv.lines["measured"].y, sim.spectra[16, 16])
     assert np.shape(sv.lines["im2spec"].y) == (60,) and v.message == ""
+
+
+# --- regressions seen in the dashboard -------------------------------------------
+
+
+def test_spectrum_view_keeps_the_legend_corner_free_of_data():
+    e = np.linspace(0.2, 1.2, 50)
+    sv = SpectrumView(energy=e, height="300px")
+    peak = 1000 * np.exp(-0.5 * ((e - 1.1) / 0.05) ** 2)  # the maximum under the legend
+    sv.update(measured=peak, predictions={"2 latent": peak * 0.9, "10 latent": peak * 1.1})
+    lo, hi = sv.y_range
+    plot_px = 300 - sv.figure.fig_margin["top"] - sv.figure.fig_margin["bottom"]
+    legend_px = 16 * (len(sv.lines) + 1)  # bqplot: one 16 px row per series plus padding
+    top_of_data = (float(np.max(peak * 1.1)) - lo) / (hi - lo)
+    assert top_of_data <= 1 - legend_px / plot_px
+    assert sv.figure.legend_location == "top-right"
+
+
+NODE = shutil.which("node")
+
+
+@pytest.mark.skipif(NODE is None, reason="needs node to import the viewer's ES module")
+def test_viewer_footer_hides_the_probe_when_it_is_not_shown():
+    module = (Path(colormaps.__file__).parent / "static" / "haadf_viewer.js").as_uri()
+    script = (
+        f"import {{ readoutText }} from {json.dumps(module)};\n"
+        "const cursor = {rc: [1, 2], haadf: 5.5};\n"
+        "console.log(JSON.stringify([\n"
+        "  readoutText({probe: null, pixelSize: 2, unit: 'nm', cursor: null}),\n"
+        "  readoutText({probe: null, pixelSize: 2, unit: 'nm', cursor}),\n"
+        "  readoutText({probe: [3, 4], pixelSize: 2, unit: 'nm', cursor: null}),\n"
+        "]));\n"
+    )
+    out = subprocess.run([NODE, "--input-type=module", "-e", script], capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    hidden, hidden_hover, shown = json.loads(out)
+    assert hidden == "" and hidden_hover == "cursor (1, 2) HAADF 5.5"
+    assert shown == "probe (3, 4) = (6, 8) nm"

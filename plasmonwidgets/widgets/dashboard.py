@@ -53,6 +53,11 @@ def _label(key: tuple[str, int]) -> str:
     return f"{key[0]} {key[1]} latent"
 
 
+def _intro(text: str) -> ipw.HTML:
+    """A tab's explanatory paragraph, at text line spacing (not one widget row per line)."""
+    return ipw.HTML(f"<div style='line-height:1.4;margin:4px 0'>{text}</div>")
+
+
 def _note(text: str, kind: str = "info") -> ipw.HTML:
     return ipw.HTML(message_html(text, kind))
 
@@ -511,7 +516,8 @@ class Dashboard(ipw.VBox):
             rows.append((_label(key), html.escape(self.model_notes.get(key, "— (train it)"))))
         cells = "".join(f"<tr><td style='padding-right:12px'>{k}</td><td>{v}</td></tr>"
                         for k, v in rows)
-        return f"<table class='pw-summary' style='font-size:90%'>{cells}</table>"
+        # line-height: the HTML widget's default (one widget row per line) spreads tables out
+        return f"<table class='pw-summary' style='font-size:90%;line-height:1.4'>{cells}</table>"
 
     def _update_header(self) -> None:
         n = len(self.models)
@@ -542,7 +548,7 @@ class Dashboard(ipw.VBox):
         self.nmf_viewer = viewer
         self.nmf_panel = NMFPanel(self.si, viewer=viewer, n_components=4, run=True)
         return [
-            ipw.HTML("Non-negative matrix factorisation of the spectrum image: abundance maps "
+            _intro("Non-negative matrix factorisation of the spectrum image: abundance maps "
                      "and endmember spectra (the paper's Fig. 1)."),
             ipw.HBox([viewer, self.nmf_panel]),
         ]
@@ -564,7 +570,7 @@ class Dashboard(ipw.VBox):
         self.epochs.observe(self.guard(self._on_epochs, "setting epochs"), "value")
         self._show_trainer()
         return [
-            ipw.HTML(
+            _intro(
                 f"Train a fresh network on the {len(self.train_set)} training tiles (one half "
                 f"of the scan) and monitor the loss on the {len(self.test_set)} test tiles of the "
                 "other half. When a run finishes (or is stopped) the new model replaces the "
@@ -638,7 +644,7 @@ class Dashboard(ipw.VBox):
         )
         self._show_error_panel()
         return [
-            ipw.HTML(
+            _intro(
                 "Per-pixel prediction error (normalised MSE, %) on the <b>test half</b> of the "
                 "scan for 2 and 10 latent dimensions, and its correlation with the HAADF "
                 "(the paper's Figs. 3, 5 and S1b). Click a map to move the probe."
@@ -678,7 +684,7 @@ class Dashboard(ipw.VBox):
         )
         self._show_explorer()
         return [
-            ipw.HTML(
+            _intro(
                 "Drag the point on the latent pad or the sliders: the decoder's output updates "
                 "live, and the observed tiles whose encodings are nearest (back-projection) are "
                 "outlined on the HAADF."
@@ -751,7 +757,7 @@ class Dashboard(ipw.VBox):
                                                "running inverse design"))
         self._show_target()
         return [
-            ipw.HTML(
+            _intro(
                 "Choose a target spectrum; the model finds the latent point whose decoded "
                 "spectrum matches it best (im2spec) or encodes it (spec2im), and shows the "
                 "observed structures nearest to that point."

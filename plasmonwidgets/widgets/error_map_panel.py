@@ -172,7 +172,8 @@ class ErrorMapPanel(ipw.VBox):
             parts.append(f"r(error, HAADF) = {stats['r']:.3f}")
             parts.append(f"MSE = {stats['mse']:.3f}")
         # numbers only, nothing to escape
-        return f'<div style="font-size: var(--jp-ui-font-size0, 11px)">{" · ".join(parts)}</div>'
+        return ('<div style="font-size: var(--jp-ui-font-size0, 11px); line-height: 1.4">'
+                f'{" · ".join(parts)}</div>')
 
     def _on_opacity(self, change: dict) -> None:
         for view in self.maps.values():

@@ -355,8 +355,9 @@ class LatentExplorer(ipw.VBox):
             scales={"x": self._sx, "y": self._sy}, default_size=160, colors=["#111111"],
             stroke="white", stroke_width=2, enable_move=True, interactions={"click": "add"},
         )
-        self._ax = bq.Axis(scale=self._sx, label="z0", num_ticks=5)
-        self._ay = bq.Axis(scale=self._sy, label="z1", orientation="vertical", num_ticks=5)
+        # d3's own round tick values: a fixed num_ticks gave labels such as 9, 2, -5, -13
+        self._ax = bq.Axis(scale=self._sx, label="z0")
+        self._ay = bq.Axis(scale=self._sy, label="z1", orientation="vertical")
         self.pad = bq.Figure(
             marks=[self.cloud, self.neighbour_marks, self.point], axes=[self._ax, self._ay],
             fig_margin={"top": 10, "bottom": 40, "left": 50, "right": 10},
@@ -404,8 +405,8 @@ class LatentExplorer(ipw.VBox):
         self.grid_point = bq.Scatter(
             scales={"x": self._gx, "y": self._gy}, default_size=80, colors=["#d62728"],
         )
-        self._gax = bq.Axis(scale=self._gx, label="z0", num_ticks=5)
-        self._gay = bq.Axis(scale=self._gy, label="z1", orientation="vertical", num_ticks=5)
+        self._gax = bq.Axis(scale=self._gx, label="z0")
+        self._gay = bq.Axis(scale=self._gy, label="z1", orientation="vertical")
         self.grid_figure = bq.Figure(
             marks=[self.grid_mark, self.grid_point], axes=[self._gax, self._gay],
             padding_x=0, padding_y=0,
@@ -457,7 +458,9 @@ class LatentExplorer(ipw.VBox):
             with self.point.hold_sync():
                 self.point.x = [self._z[dx]]
                 self.point.y = [self._z[dy]]
-            self.grid_point.x, self.grid_point.y = [self._z[dx]], [self._z[dy]]
+            if self.mode_toggle.value == "grid":  # hidden otherwise; _on_mode catches up
+                with self.grid_point.hold_sync():
+                    self.grid_point.x, self.grid_point.y = [self._z[dx]], [self._z[dy]]
         finally:
             self._syncing = False
 
@@ -557,9 +560,9 @@ class LatentExplorer(ipw.VBox):
         z = self._z.copy()
         z[dim] = value
         self._z = z
+        self._request()  # first: the decode runs while the pad point is being sent
         if dim in self._dims():
             self._place_point()
-        self._request()
 
     def _set_pad_xy(self, x: float, y: float) -> None:
         """Move the point on the pad; a drag past the edge stops at the edge (stays visible)."""
@@ -627,7 +630,7 @@ class LatentExplorer(ipw.VBox):
 
     def _on_mode(self, change: dict) -> None:
         if change["new"] == "grid":
-            self._refresh_grid()
+            self._refresh_grid()  # also places the grid point
             self.output_box.children = [self.grid_figure]
         else:
             self.output_box.children = self._view_widgets()

@@ -88,12 +88,12 @@ class NMFPanel(ipw.VBox):
         self.spectra_figure = bq.Figure(
             marks=[self.spectra_lines], title="endmember spectra",
             axes=[
-                bq.Axis(scale=x_scale, label="Energy loss (eV)"),
+                bq.Axis(scale=x_scale, label="Energy loss (eV)", label_offset="34px"),
                 bq.Axis(scale=y_scale, orientation="vertical", label="norm. intensity",
-                        tick_format=".2g", label_offset="45px"),
+                        tick_format=".2~g", label_offset="45px"),
             ],
             legend_location="top-right",
-            fig_margin={"top": 40, "bottom": 45, "left": 65, "right": 15},
+            fig_margin={"top": 40, "bottom": 50, "left": 65, "right": 20},
             layout=ipw.Layout(width="480px", height="280px"),
         )
         self.message = ipw.HTML("")

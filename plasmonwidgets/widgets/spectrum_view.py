@@ -23,6 +23,8 @@ MEASURED = "measured"
 MEASURED_COLOR = "#1f77b4"
 PALETTE = ("#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 _PAD = 0.05  # fraction of the data span added above and below in auto range
+_MARGIN = {"top": 40, "bottom": 50, "left": 70, "right": 20}  # right: room for the last tick
+_LEGEND_ROW_PX = 16  # bqplot draws one legend row per series, 16 px apart
 
 
 def _curve(y: Any, n: int, what: str) -> np.ndarray:
@@ -42,6 +44,11 @@ def _curve(y: Any, n: int, what: str) -> np.ndarray:
     return arr
 
 
+def _wire(y: np.ndarray) -> np.ndarray:
+    """float32 for the browser: half the bytes of float64, far finer than a pixel."""
+    return y.astype(np.float32)
+
+
 class SpectrumView(ipw.VBox):
     """Measured spectrum and any number of named predictions versus energy (eV).
 
@@ -54,6 +61,9 @@ class SpectrumView(ipw.VBox):
         never shrinks until :meth:`reset_y_range` (or the "fit y" button).
     title, y_label : str
         Figure title and intensity axis label.
+
+    The legend sits top-right; the auto range keeps headroom above the curves for
+    it, so it never hides data.
 
     Attributes
     ----------
@@ -68,7 +78,7 @@ class SpectrumView(ipw.VBox):
         energy: Any = None,
         y_range: tuple[float, float] | None = None,
         title: str = "",
-        y_label: str = "Intensity",
+        y_label: str = "Intensity (counts)",
         width: str = "520px",
         height: str = "320px",
     ):
@@ -76,10 +86,11 @@ class SpectrumView(ipw.VBox):
         self.y_scale = bq.LinearScale()
         scales = {"x": self.x_scale, "y": self.y_scale}
         self._scales = scales
-        x_axis = bq.Axis(scale=self.x_scale, label="Energy loss (eV)", grid_lines="none")
+        x_axis = bq.Axis(scale=self.x_scale, label="Energy loss (eV)", grid_lines="none",
+                         label_offset="34px")
         y_axis = bq.Axis(
             scale=self.y_scale, orientation="vertical", label=y_label, grid_lines="none",
-            tick_format=".3g", label_offset="52px",
+            tick_format=".4~g", label_offset="55px",
         )
         measured = bq.Lines(
             x=np.zeros(0), y=np.zeros(0), scales=scales, colors=[MEASURED_COLOR],
@@ -89,8 +100,7 @@ class SpectrumView(ipw.VBox):
         self.bands: dict[str, bq.Lines] = {}
         self.figure = bq.Figure(
             marks=[measured], axes=[x_axis, y_axis], title=title, legend_location="top-right",
-            fig_margin={"top": 40, "bottom": 45, "left": 70, "right": 15},
-            layout=ipw.Layout(width=width, height=height),
+            fig_margin=dict(_MARGIN), layout=ipw.Layout(width=width, height=height),
         )
         self.fit_button = ipw.Button(
             description="fit y", tooltip="Fit the intensity range to the curves shown",
@@ -196,15 +206,15 @@ class SpectrumView(ipw.VBox):
             if mark is None:
                 color = (colors or {}).get(name) or self._next_color()
                 mark = bq.Lines(
-                    x=self._energy, y=y, scales=self._scales, colors=[color], labels=[name],
+                    x=self._energy, y=_wire(y), scales=self._scales, colors=[color], labels=[name],
                     display_legend=True, stroke_width=2,
                 )
                 self.lines[name] = mark
                 added = True
                 continue
             with mark.hold_sync():
-                mark.x = self._energy
-                mark.y = y
+                mark.x = self._energy  # unchanged arrays are not re-sent
+                mark.y = _wire(y)
                 if colors and colors.get(name):
                     mark.colors = [colors[name]]
         for name, lohi in new_bands.items():
@@ -213,7 +223,7 @@ class SpectrumView(ipw.VBox):
                 series = self.lines.get(name)
                 color = series.colors[0] if series is not None else self._next_color()
                 self.bands[name] = bq.Lines(
-                    x=self._energy, y=lohi, scales=self._scales, fill="between",
+                    x=self._energy, y=_wire(lohi), scales=self._scales, fill="between",
                     colors=[color, color], fill_colors=[color], fill_opacities=[0.2],
                     stroke_width=0, display_legend=False,
                 )
@@ -221,7 +231,7 @@ class SpectrumView(ipw.VBox):
                 continue
             with band.hold_sync():
                 band.x = self._energy
-                band.y = lohi
+                band.y = _wire(lohi)
         if added:
             self._sync_marks()
         self._update_range()
@@ -280,12 +290,26 @@ class SpectrumView(ipw.VBox):
         lo, hi = extent
         pad = _PAD * (hi - lo) if hi > lo else max(abs(hi), 1.0) * _PAD
         lo, hi = lo - pad, hi + pad
+        room = self._legend_room()
+        hi += (hi - lo) * room / (1.0 - room)
         if self._range is not None:  # expand only: the axis never jumps inward
             lo, hi = min(lo, self._range[0]), max(hi, self._range[1])
         if self._range == (lo, hi):
             return
         self._range = (lo, hi)
         self._apply_range(lo, hi)
+
+    def _legend_room(self) -> float:
+        """Fraction of the plot height the top-right legend covers (kept free of data)."""
+        rows = sum(1 for m in self.lines.values() if m.display_legend)
+        if rows == 0:
+            return 0.0
+        try:
+            height = float(str(self.figure.layout.height).removesuffix("px"))
+        except ValueError:  # not in px (e.g. "50%"): assume a typical plot
+            height = 320.0
+        plot = max(height - _MARGIN["top"] - _MARGIN["bottom"], 1.0)
+        return min(0.5, (_LEGEND_ROW_PX * (rows + 1) + 4) / plot)
 
     def _apply_range(self, lo: float, hi: float) -> None:
         with self.y_scale.hold_sync():

@@ -39,6 +39,8 @@ class TileView(ipw.VBox):
         Colormap name from :data:`colormaps.CMAPS` (default grey).
     tile_size : int
         Side of each tile figure in CSS pixels.
+    label : str
+        Caption of the colour bar (the tiles' intensity quantity).
 
     Attributes
     ----------
@@ -49,13 +51,14 @@ class TileView(ipw.VBox):
     children_by_name : "tiles" (HBox), "colorbar" and "message" (HTML)
     """
 
-    def __init__(self, cmap: str = "grey", tile_size: int = 150):
+    def __init__(self, cmap: str = "grey", tile_size: int = 150, label: str = "HAADF"):
         self.color_scale = bq.ColorScale(colors=colormaps.hex_colors(cmap), min=0.0, max=1.0)
         self.tile_size = int(tile_size)
         self.heatmaps: dict[str, bq.HeatMap] = {}
         self.figures: dict[str, bq.Figure] = {}
         self._cells: dict[str, ipw.VBox] = {}
         self.colorbar = self._make_colorbar()
+        self._bar_cell = ipw.VBox([self._caption(label), self.colorbar])
         self.tiles_box = ipw.HBox([], layout=ipw.Layout(align_items="flex-end"))
         self.message = ipw.HTML("")
         self.children_by_name = {
@@ -118,7 +121,7 @@ class TileView(ipw.VBox):
             del self.figures[name]
             del self._cells[name]
         if stale or len(self._cells) + 1 != len(self.tiles_box.children):
-            self.tiles_box.children = (*self._cells.values(), self.colorbar)
+            self.tiles_box.children = (*self._cells.values(), self._bar_cell)
 
     def tile(self, name: str) -> np.ndarray:
         """The (w, w) array currently shown as ``name``."""
@@ -153,8 +156,15 @@ class TileView(ipw.VBox):
             marks=[mark], fig_margin=_TIGHT, padding_x=0, padding_y=0,
             layout=ipw.Layout(width=size, height=size),
         )
-        label = ipw.HTML(f"<b>{html.escape(name)}</b>")
-        self._cells[name] = ipw.VBox([label, self.figures[name]])
+        self._cells[name] = ipw.VBox([self._caption(name), self.figures[name]],
+                                     layout=ipw.Layout(margin="0 8px 0 0"))
+
+    def _caption(self, text: str) -> ipw.HTML:
+        # as wide as a tile and wrapping, so long model names never run into each other
+        return ipw.HTML(
+            f"<div style='line-height:1.2;font-size:90%'><b>{html.escape(text)}</b></div>",
+            layout=ipw.Layout(max_width=f"{max(self.tile_size, 72)}px"),
+        )
 
     def _set_range(self, lo: float, hi: float) -> None:
         with self.color_scale.hold_sync():

@@ -43,6 +43,35 @@ def _finite(values: list[float]) -> np.ndarray:
     return out
 
 
+def _distinct_format(ticks: np.ndarray) -> str:
+    """The shortest d3 ``.N~g`` format under which every tick label differs."""
+    for digits in range(1, 7):
+        labels = [f"{v:.{digits}g}" for v in ticks]
+        if len(set(labels)) == len(labels):
+            return f".{digits}~g"
+    return ".7~g"
+
+
+def _log_ticks(lo: float, hi: float) -> np.ndarray:
+    """Tick values for a log axis over [lo, hi] (both > 0): decades, 1-2-5 steps, or
+    round linear steps when the range spans less than a decade (d3's own log ticks
+    then repeat labels such as 0.31, 0.31, 0.32 under a fixed precision)."""
+    decades = np.log10(hi / lo)
+    if decades >= 1:
+        mantissas = (1.0,) if decades > 3 else (1.0, 2.0, 5.0)
+        k0, k1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+        every = max(1, int(np.ceil((k1 - k0) / 6)))  # at most ~6 decade labels
+        ticks = np.array([m * 10.0**k for k in range(k0, k1 + 1, every) for m in mantissas])
+        ticks = ticks[(ticks >= lo) & (ticks <= hi)]
+        if ticks.size >= 2:
+            return ticks
+    raw = (hi - lo) / 5
+    magnitude = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+    ticks = np.arange(np.ceil(lo / step - 1e-9), np.floor(hi / step + 1e-9) + 1) * step
+    return ticks[ticks > 0]
+
+
 class TrainingProgress(ipw.VBox):
     """Progress bar, live loss curves, Start/Stop/Resume and a summary for a Trainer.
 
@@ -232,10 +261,12 @@ class TrainingProgress(ipw.VBox):
         self._lines = (self.batch_line, self.train_line, self.val_line, self.test_line)
         for line in self._lines:
             line.display_legend = True
+        self._loss_scale = sy
+        self._loss_axis = bq.Axis(scale=sy, label="MSE loss", orientation="vertical",
+                                  tick_format=".2~g", label_offset="55px")
         self.loss_figure = bq.Figure(
             marks=list(self._lines),
-            axes=[bq.Axis(scale=sx, label="epoch"),
-                  bq.Axis(scale=sy, label="MSE loss", orientation="vertical", tick_format=".2~g")],
+            axes=[bq.Axis(scale=sx, label="epoch", label_offset="32px"), self._loss_axis],
             legend_location="top-right",
             fig_margin={"top": 20, "bottom": 45, "left": 70, "right": 20},
             layout={"width": "560px", "height": "300px"},
@@ -249,6 +280,7 @@ class TrainingProgress(ipw.VBox):
         self._batch_x: list[float] = []
         self._batch_loss: list[float] = []
         self._last_event: Any = None
+        self._progress_event: Any = None  # the latest "batch" or "epoch" event
         self._rate = 0.0  # latest training throughput, samples/s
         self._notified = False
         with self.loss_figure.hold_sync():
@@ -358,6 +390,8 @@ class TrainingProgress(ipw.VBox):
                     values.append(np.nan if loss is None else float(loss))
             elif event.kind == "failed" and event.message:
                 self._show_error(event.message)
+            if event.kind in ("batch", "epoch"):
+                self._progress_event = event
             self._last_event = event
         last = self._last_event
         if len(self._batch_x) > _MAX_BATCH_POINTS:  # keep every other point: bounded payload
@@ -370,26 +404,56 @@ class TrainingProgress(ipw.VBox):
                                  (self.val_line, self._val_loss),
                                  (self.test_line, self._test_loss)):
                 line.x, line.y = epochs, _finite(values)
+        self._update_loss_axis()
         if last is not None:
-            with self.progress.hold_sync():
-                n_batches = max(int(last.n_batches), 1)
-                self.progress.max = max(int(last.n_epochs) * n_batches, 1)
-                done = (last.epoch - 1) * n_batches + (last.batch if last.kind == "batch"
-                                                       else n_batches)
-                self.progress.value = int(np.clip(done, 0, self.progress.max))
-                self.progress.description = f"epoch {last.epoch}/{last.n_epochs}"
-            loss = "" if last.train_loss is None else f" · loss {last.train_loss:.3g}"
-            if last.samples_per_s:
-                self._rate = float(last.samples_per_s)
-            if last.kind in ("batch", "epoch"):
-                where = (f"epoch {last.epoch}/{last.n_epochs} · batch {last.batch}/"
-                         f"{last.n_batches} · ETA {_fmt_seconds(last.eta_s)}")
-            else:  # finished / stopped / failed: no batch in flight, no ETA
-                where = f"{last.kind} after {last.epoch}/{last.n_epochs} epochs"
-            self.status.value = (
-                f"<small>{where} · elapsed {_fmt_seconds(last.elapsed_s)} · "
-                f"{self._rate:.0f} samples/s{loss}</small>"
-            )
+            self._show_progress(last)
+
+    def _update_loss_axis(self) -> None:
+        """Fix the loss range and its ticks so every tick label is distinct."""
+        values = np.concatenate([np.asarray(line.y, dtype=np.float64).ravel()
+                                 for line in self._lines])
+        values = values[np.isfinite(values) & (values > 0)]
+        if values.size == 0:
+            return
+        lo, hi = float(values.min()), float(values.max())
+        pad = 10 ** (0.04 * max(np.log10(hi / lo), 0.1))  # a little room in log units
+        lo, hi = lo / pad, hi * pad
+        ticks = _log_ticks(lo, hi)
+        with self._loss_scale.hold_sync():
+            self._loss_scale.min, self._loss_scale.max = lo, hi
+        with self._loss_axis.hold_sync():
+            self._loss_axis.tick_values = ticks
+            self._loss_axis.tick_format = _distinct_format(ticks)
+
+    def _show_progress(self, last: Any) -> None:
+        """Bar, its caption and the status line for the newest event ``last``."""
+        # a run's end reports completed epochs only; the bar keeps the batches already
+        # done (stopped inside an epoch, even the first one, must not drop to zero)
+        shown = self._progress_event or last
+        n_batches = max(int(shown.n_batches), 1)
+        done = (shown.epoch - 1) * n_batches + (shown.batch if shown.kind == "batch"
+                                                 else n_batches)
+        if shown is not last:
+            done = max(done, last.epoch * n_batches)
+        with self.progress.hold_sync():
+            self.progress.max = max(int(shown.n_epochs) * n_batches, 1)
+            self.progress.value = int(np.clip(done, 0, self.progress.max))
+            self.progress.description = f"epoch {max(shown.epoch, 1)}/{shown.n_epochs}"
+        loss = "" if last.train_loss is None else f" · loss {last.train_loss:.3g}"
+        if last.samples_per_s:
+            self._rate = float(last.samples_per_s)
+        if last.kind in ("batch", "epoch"):
+            where = (f"epoch {last.epoch}/{last.n_epochs} · batch {last.batch}/"
+                     f"{last.n_batches} · ETA {_fmt_seconds(last.eta_s)}")
+        elif shown.kind == "batch":  # ended inside an epoch: say how far it got
+            where = (f"{last.kind} after {last.epoch}/{last.n_epochs} epochs "
+                     f"(epoch {shown.epoch} at batch {shown.batch}/{shown.n_batches})")
+        else:  # finished / stopped / failed at an epoch boundary
+            where = f"{last.kind} after {last.epoch}/{last.n_epochs} epochs"
+        self.status.value = (
+            f"<small>{where} · elapsed {_fmt_seconds(last.elapsed_s)} · "
+            f"{self._rate:.0f} samples/s{loss}</small>"
+        )
 
     def _show_summary(self, trainer: Any) -> None:
         history = trainer.history
@@ -410,7 +474,8 @@ class TrainingProgress(ipw.VBox):
         cells = "".join(
             f"<tr><td>{k}</td><td><b>{html.escape(v)}</b></td></tr>" for k, v in rows
         )
-        self.summary.value = f"<table style='font-size:90%'>{cells}</table>"
+        # line-height: the HTML widget's default (one widget row per line) spreads tables out
+        self.summary.value = f"<table style='font-size:90%;line-height:1.4'>{cells}</table>"
 
     def _show_error(self, text: str) -> None:
         self.message.value = message_html(f"Training error: {text}")

@@ -64,6 +64,25 @@ function fmt(v) {
   return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(2) : String(+v.toPrecision(4));
 }
 
+// Footer text: the probe (omitted when it is hidden), then the pixel under the cursor.
+// probe: [row, col] or null; cursor: {rc: [row, col], haadf, overlay?} or null.
+export function readoutText({ probe, pixelSize, unit, cursor, overlayLabel }) {
+  const parts = [];
+  if (probe) {
+    const [r, c] = probe;
+    let text = `probe (${r}, ${c})`;
+    if (unit !== "px") text += ` = (${fmt(r * pixelSize)}, ${fmt(c * pixelSize)}) ${unit}`;
+    parts.push(text);
+  }
+  if (cursor) {
+    const [r, c] = cursor.rc;
+    parts.push(`cursor (${r}, ${c}) HAADF ${fmt(cursor.haadf)}`);
+    const ov = cursor.overlay;
+    if (ov !== undefined && ov === ov) parts.push(`${overlayLabel || "overlay"} ${fmt(ov)}`);
+  }
+  return parts.join(" · ");
+}
+
 function el(tag, cls, parent) {
   const node = document.createElement(tag);
   if (cls) node.className = cls;
@@ -278,22 +297,24 @@ function render({ model, el: host }) {
     const msg = model.get("message");
     message.textContent = msg;
     message.style.display = msg ? "" : "none";
-    const [r, c] = pos;
-    const ps = model.get("pixel_size"), unit = model.get("pixel_unit");
-    let text = `probe (${r}, ${c})`;
-    if (unit !== "px") text += ` = (${fmt(r * ps)}, ${fmt(c * ps)}) ${unit}`;
+    let cursor = null;
     if (hover) {
       const y = Math.floor(hover[0]), x = Math.floor(hover[1]);
       if (y >= 0 && y < H && x >= 0 && x < W) {
-        text += ` · cursor (${Math.floor(y / s)}, ${Math.floor(x / s)}) HAADF ${fmt(values[y * W + x])}`;
+        cursor = { rc: [Math.floor(y / s), Math.floor(x / s)], haadf: values[y * W + x] };
         if (overlayValues.length && over) {
           const ow = model.get("overlay_shape")[1];
-          const ov = overlayValues[Math.floor(y / s) * ow + Math.floor(x / s)];
-          if (ov === ov) text += ` · ${model.get("overlay_label") || "overlay"} ${fmt(ov)}`;
+          cursor.overlay = overlayValues[Math.floor(y / s) * ow + Math.floor(x / s)];
         }
       }
     }
-    readout.textContent = text;
+    readout.textContent = readoutText({
+      probe: model.get("show_probe") ? pos : null,
+      pixelSize: model.get("pixel_size"),
+      unit: model.get("pixel_unit"),
+      cursor,
+      overlayLabel: model.get("overlay_label"),
+    });
   }
 
   // --- probe position: local at once, kernel throttled ---------------------
