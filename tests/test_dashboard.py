@@ -249,6 +249,23 @@ def test_training_replaces_the_model_everywhere(dashboard):
     assert dashboard.error_text == ""
 
 
+def test_small_scan_trains_without_a_validation_block():
+    """A 24x24 scan leaves no room for a validation block: train on, do not fail the tab."""
+    import plasmonwidgets as pw
+    from plasmonwidgets.widgets import Dashboard
+
+    small = Dashboard(pw.datasets.nanocube_array(seed=0, size=24), use_pretrained=False,
+                      decode_mode="sync")
+    small.select_tab("Train")
+    small.epochs.value = 1  # the Train tab's epochs control
+    progress = small.trainers[("im2spec", 2)]
+    assert progress.trainer is not None and small.error_text == ""
+    progress.start_button.click()
+    assert progress.wait(120), "training did not finish"
+    assert progress.trainer.state == "finished" and progress.trainer.history.n_val == 0
+    assert small.model_notes[("im2spec", 2)] == "trained here (1 epochs)"
+
+
 def test_mismatched_file_offers_training(si, tmp_path):
     """A user's file on another energy axis: no pre-trained model is used; training works."""
     from plasmonwidgets import datasets

@@ -588,8 +588,15 @@ class Dashboard(ipw.VBox):
         from ..training import Trainer
 
         def factory() -> Any:
-            return Trainer(model, self.train_set, self.test_set, epochs=int(self.epochs.value),
-                           batch_size=64, seed=0)
+            options = dict(epochs=int(self.epochs.value), batch_size=64, seed=0)
+            try:
+                return Trainer(model, self.train_set, self.test_set, **options)
+            except ValueError as exc:
+                if "validation" not in str(exc):
+                    raise
+                # a small scan leaves no room for a validation block beside its guard band:
+                # train without one (the last epoch's weights are kept) rather than not at all
+                return Trainer(model, self.train_set, self.test_set, validation=None, **options)
 
         return factory
 
@@ -608,7 +615,7 @@ class Dashboard(ipw.VBox):
         if progress is None:
             model = self._new_model(key)
             factory = self._trainer_factory(key, model)
-            progress = TrainingProgress(factory(), trainer_factory=factory)
+            progress = TrainingProgress(trainer_factory=factory)  # shows factory errors itself
             progress.add_class("pw-training-progress")
 
             def finished(trained: Any, key: tuple[str, int] = key, progress=progress) -> None:
@@ -630,7 +637,8 @@ class Dashboard(ipw.VBox):
 
     def _on_epochs(self, change: dict) -> None:
         for progress in self.trainers.values():
-            if progress.trainer.state == "idle" and progress.trainer_factory is not None:
+            trainer = progress.trainer
+            if (trainer is None or trainer.state == "idle") and progress.trainer_factory is not None:
                 progress.trainer = progress.trainer_factory()
                 progress.refresh()
 
