@@ -36,7 +36,7 @@ def demo_command(host: str, port: int, data_dir: str | os.PathLike) -> tuple[lis
     """
     notebook = dashboard_notebook()
     cmd = [
-        sys.executable, "-m", "voila", str(notebook),
+        sys.executable, "-m", "plasmonwidgets.serve", str(notebook),
         f"--Voila.ip={host}", f"--port={port}", "--no-browser",
         "--strip_sources=True", "--show_tracebacks=False",
         f"--Voila.root_dir={notebook.parent}",

@@ -483,7 +483,7 @@ def test_demo_serves_on_localhost_with_sources_stripped_and_idle_kernels_culled(
     args = build_parser().parse_args(["demo", "--data-dir", str(tmp_path)])
     assert args.host == "127.0.0.1"
     cmd, env = demo_command(args.host, 8866, args.data_dir)
-    assert cmd[1:3] == ["-m", "voila"]
+    assert cmd[1:3] == ["-m", "plasmonwidgets.serve"]  # Voila with TCP_NODELAY
     for flag in ("--Voila.ip=127.0.0.1", "--strip_sources=True", "--show_tracebacks=False",
                  "--MappingKernelManager.cull_idle_timeout=60",
                  "--MappingKernelManager.cull_interval=15"):
