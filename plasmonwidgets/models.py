@@ -191,8 +191,10 @@ class ImSpecModel(nn.Module):
             raise ValueError(
                 f"{type(self).__name__} expects {name} of shape {single}(N, {', '.join(map(str, shape))}), "
                 f"got shape {arr.shape}" + self._shape_hint(arr.shape, shape, name))
-        # torch.from_numpy warns on read-only memory (e.g. zero-copy tile views): copy those
-        arr = arr.astype(np.float32, copy=not arr.flags.writeable)
+        # torch.from_numpy refuses negative strides and warns on read-only memory (zero-copy
+        # tile views): copy those, pass contiguous writeable float32 through untouched
+        if arr.dtype != np.float32 or not arr.flags.writeable or not arr.flags.c_contiguous:
+            arr = np.array(arr, dtype=np.float32, order="C")
         if not np.all(np.isfinite(arr)):
             bad = int(np.count_nonzero(~np.isfinite(arr)))
             raise ValueError(f"{name} contains {bad} NaN/Inf value(s); clean or mask them first")
@@ -338,6 +340,23 @@ class _ImageDecoder(nn.Module):
         return self.out(self.conv(self.pyramid(x))).squeeze(1)
 
 
+def _rotation_average(y: torch.Tensor) -> torch.Tensor:
+    """Average tiles (N, w, w) over the 4 rotations about pixel (w//2, w//2).
+
+    The square block centred on that pixel is rows/cols ``lo:`` with ``lo = 1`` for an
+    even w (0 for odd); the pixels outside it have no rotated partner and are kept.
+    """
+    lo = 2 * (y.shape[-1] // 2) - (y.shape[-1] - 1)
+    block = y[..., lo:, lo:]
+    mean = (block + block.rot90(1, (-2, -1)) + block.rot90(2, (-2, -1))
+            + block.rot90(3, (-2, -1))) / 4
+    if lo == 0:
+        return mean
+    out = y.clone()
+    out[..., lo:, lo:] = mean
+    return out
+
+
 class Im2Spec(ImSpecModel):
     """HAADF tile (w, w) -> EEL spectrum (E,) at the tile centre.
 
@@ -398,6 +417,12 @@ class Spec2Im(ImSpecModel):
     n_layers_enc, n_filters_enc : encoder conv layers and filters (AtomAI: 3, 64).
     n_filters_dec, dilations : decoder filters and pyramid dilations (AtomAI: 64, 1..4).
     pool : average-pooling factor applied to the spectrum before the encoder (paper: 16).
+    symmetric : average the predicted tile (in HAADF counts) over the four 90-degree
+        rotations about the probe pixel (w//2, w//2) (the paper: False). An EEL spectrum
+        cannot tell these orientations apart (the loss probability is a scalar of an
+        in-plane isotropic response) and a square lattice is statistically invariant under
+        them, so the best squared-error prediction is rotation-symmetric; for an even
+        window the first row and column have no rotated partner and are left as predicted.
     energy, device, seed : as for :class:`Im2Spec`.
     """
 
@@ -408,7 +433,7 @@ class Spec2Im(ImSpecModel):
     def __init__(self, n_energy: int = 100, window: int = 16, latent_dim: int = 10, *,
                  n_layers_enc: int = 3, n_filters_enc: int = 64, n_filters_dec: int = 64,
                  dilations: Sequence[int] = (1, 2, 3, 4), pool: int = 16,
-                 energy: Any = None, device: str | torch.device | None = None,
+                 symmetric: bool = True, energy: Any = None, device: str | torch.device | None = None,
                  seed: int | None = 0):
         window = _positive_int("window", window, 4)
         if window % 4:
@@ -423,7 +448,8 @@ class Spec2Im(ImSpecModel):
                       n_layers_enc=_positive_int("n_layers_enc", n_layers_enc),
                       n_filters_enc=_positive_int("n_filters_enc", n_filters_enc),
                       n_filters_dec=_positive_int("n_filters_dec", n_filters_dec),
-                      dilations=_dilations(dilations), pool=pool, seed=seed)
+                      dilations=_dilations(dilations), pool=pool,
+                      symmetric=bool(symmetric), seed=seed)
         super().__init__((n_energy,), (window, window), latent_dim, config)
         with _seeded_init(seed):
             self.encoder = _SpectrumEncoder(n_energy, latent_dim, config["n_layers_enc"],
@@ -433,6 +459,18 @@ class Spec2Im(ImSpecModel):
         self.energy = energy
         self.to(select_device(device))
         self.eval()  # user-facing models are always in eval mode; trainers use a copy
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised spectra (N, E) -> normalised tiles (N, w, w), symmetrised if configured."""
+        y = self.decoder(self.encoder(x))
+        if self._config["symmetric"]:
+            # the symmetry holds for physical counts, not for the per-pixel normalisation
+            y = self.normalize_targets(self.denormalize_targets(y))
+        return y
+
+    def denormalize_targets(self, y: torch.Tensor) -> torch.Tensor:
+        y = super().denormalize_targets(y)
+        return _rotation_average(y) if self._config["symmetric"] else y
 
     def _shape_hint(self, got, shape, name):
         if name == self.input_name and len(got) >= 1 and got[-1] != self.n_energy:
@@ -458,6 +496,9 @@ def load_model(path: str | Path, device: str | torch.device | None = None) -> Im
                               f"expected one of {sorted(MODEL_CLASSES)}")
     config = dict(payload["config"])
     config.pop("device", None)
+    if name == "Spec2Im":
+        # files written before the option existed hold weights of an unsymmetrised model
+        config.setdefault("symmetric", False)
     try:
         model = MODEL_CLASSES[name](**config, device=device)
         model.load_state_dict(payload["state_dict"], strict=True)

@@ -53,6 +53,28 @@ def test_default_architecture_follows_the_paper(im2spec):
     assert s.decoder.shape == (64, 4, 4)  # dense to a window/4 map, then x2 twice
     assert [st[0].dilation for st in s.decoder.pyramid.stages] == [(1, 1), (2, 2), (3, 3), (4, 4)]
     assert isinstance(s.decoder.out, nn.Conv2d) and s.decoder.out.kernel_size == (1, 1)
+    assert s.config["symmetric"] and not pw.Spec2Im(n_energy=100, symmetric=False).config["symmetric"]
+
+
+def test_spec2im_tiles_are_symmetric_under_rotations_about_the_probe():
+    rng = np.random.default_rng(5)
+    spectra = rng.uniform(0, 50, (40, E)).astype(np.float32)
+    tiles = rng.uniform(0, 300, (40, 16, 16)).astype(np.float32)
+    models = [pw.Spec2Im(n_energy=E, latent_dim=3, n_filters_enc=8, n_filters_dec=8, pool=4,
+                         symmetric=sym, device="cpu") for sym in (True, False)]
+    for m in models:
+        m.fit_normalization(spectra, tiles)  # the offset (mean tile) is not symmetric
+    sym, plain = (m.predict(spectra[:5]) for m in models)
+    block = sym[:, 1:, 1:]  # centred on the probe pixel (8, 8); row/col 0 have no partner
+    for k in (1, 2, 3):
+        np.testing.assert_allclose(np.rot90(block, k, (1, 2)), block, rtol=1e-5, atol=1e-3)
+    # the symmetric output is the rotation average of the plain one (same seed and weights)
+    avg = np.mean([np.rot90(plain[:, 1:, 1:], k, (1, 2)) for k in range(4)], axis=0)
+    np.testing.assert_allclose(block, avg, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(sym[:, 0], plain[:, 0], rtol=1e-5, atol=1e-3)
+    # decode and predict agree; forward stays in normalised units
+    m = models[0]
+    np.testing.assert_allclose(m.decode(m.encode(spectra[:5])), sym, rtol=1e-5, atol=1e-3)
 
 
 def test_pyramid_sums_all_stage_outputs():
