@@ -31,3 +31,6 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_simulate.py
 	$(PY) benchmarks/bench_decode.py
+	$(PY) benchmarks/bench_widget_latency.py
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) benchmarks/bench_viewer_render.py
+	$(PY) benchmarks/bench_training.py --out benchmarks/results/training.json

@@ -11,11 +11,12 @@ Metric: per-sample NMSE (%) = 100 * sum((pred - true)^2) / sum(true^2) in physic
 For every direction (im2spec, spec2im) and latent size (2, 10) two runs are made side by
 side in this process:
 
-* ``ours``: the constructor defaults and ``pw.Trainer`` defaults (precision "auto", i.e.
-  bfloat16 autocast on CPUs with native bf16);
+* ``ours``: the toolkit's default architecture ``pretrained.ARCH`` (what the dashboard and
+  the CLI train) with ``pw.Trainer`` defaults: bfloat16 autocast on CPUs with native bf16,
+  cosine learning-rate decay, and for im2spec the 8 exact tile symmetries as augmentation;
 * ``reference``: configured like AtomAI's ImSpec (3 conv layers x 64 filters, 64-filter
   dilated decoder 1-4, pool 16, no output symmetrisation, Adam 1e-3 constant, batch 64,
-  float32). AtomAI itself cannot be installed here, so this is our implementation with
+  float32, no augmentation). AtomAI itself cannot be installed here, so this is our implementation with
   those settings.
 
 Time to target: after every epoch the weights the trainer publishes into the user model
@@ -43,6 +44,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import plasmonwidgets as pw
+from plasmonwidgets import pretrained
 from plasmonwidgets.metrics import nmse_percent
 from plasmonwidgets.training import Trainer
 
@@ -139,10 +141,15 @@ def train_flops_per_sample(model) -> float:
 
 
 def build(direction: str, latent: int, reference: bool, energy: np.ndarray):
+    """``ours``: the toolkit's default architecture (``pretrained.ARCH``, what the dashboard
+    and CLI train); ``reference``: the paper's / AtomAI's layer sizes, no symmetrisation."""
+    if reference:
+        extra = {} if direction == "im2spec" else {"pool": 16, "symmetric": False}
+        kwargs = dict(REFERENCE, **extra)
+    else:
+        kwargs = dict(pretrained.ARCH)
     if direction == "im2spec":
-        kwargs = dict(REFERENCE) if reference else {}
         return pw.Im2Spec(16, len(energy), latent, energy=energy, device="cpu", **kwargs)
-    kwargs = dict(REFERENCE, pool=16, symmetric=False) if reference else {}
     return pw.Spec2Im(len(energy), 16, latent, energy=energy, device="cpu", **kwargs)
 
 
@@ -165,8 +172,9 @@ def run(direction: str, latent: int, reference: bool, train, test, energy, epoch
         if clock > max_seconds:
             trainer.stop()  # wall-time cap: the run ends after this epoch
 
-    trainer = Trainer(model, train, None, epochs=epochs, callbacks=[measure],
-                      precision="float32" if reference else "auto")
+    # the reference trains like AtomAI: float32, constant lr, no augmentation
+    options = dict(precision="float32", lr_schedule="constant", augment=None) if reference else {}
+    trainer = Trainer(model, train, None, epochs=epochs, callbacks=[measure], **options)
     history = trainer.run()
     final = per_sample_nmse(model.predict(x_te), y_te)
     flops = train_flops_per_sample(model)
@@ -198,8 +206,8 @@ def fmt(value: float | None, spec: str = ".1f") -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 epochs per run (smoke test)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 15)")
-    parser.add_argument("--max-seconds", type=float, default=45.0,
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 30)")
+    parser.add_argument("--max-seconds", type=float, default=60.0,
                         help="stop a run after the epoch that passes this much training time")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
@@ -208,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    epochs = args.epochs or (3 if args.quick else 15)
+    epochs = args.epochs or (3 if args.quick else 30)
 
     t0 = time.perf_counter()
     si = pw.datasets.nanocube_array(seed=0)

@@ -78,7 +78,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from . import datasets
+    from . import datasets, pretrained
     from .io import load
     from .models import Im2Spec, Spec2Im
     from .tiles import make_tiles
@@ -87,10 +87,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     si = datasets.nanocube_array(seed=0) if args.data == "builtin" else load(args.data)
     pairs = make_tiles(si, window=args.window)
     train_set, test_set = pairs.split(args.split)
+    # the toolkit's lean default unless the paper's layer sizes are asked for
+    sizes = {} if args.paper_sizes else dict(pretrained.ARCH)
     if args.direction == "im2spec":
-        model = Im2Spec(window=args.window, n_energy=si.n_energy, latent_dim=args.latent)
+        model = Im2Spec(window=args.window, n_energy=si.n_energy, latent_dim=args.latent, **sizes)
     else:
-        model = Spec2Im(n_energy=si.n_energy, window=args.window, latent_dim=args.latent)
+        model = Spec2Im(n_energy=si.n_energy, window=args.window, latent_dim=args.latent, **sizes)
     bar = tqdm(total=args.epochs, unit="epoch", disable=args.quiet)
 
     def on_epoch(event):
@@ -136,11 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("data", help="data file, or 'builtin' for the simulated dataset")
     tr.add_argument("--direction", choices=("im2spec", "spec2im"), default="im2spec")
     tr.add_argument("--latent", type=int, default=10)
-    tr.add_argument("--epochs", type=int, default=60)
+    tr.add_argument("--epochs", type=int, default=30)
     tr.add_argument("--window", type=int, default=16)
     tr.add_argument("--split", default="halves", choices=("halves", "stripes", "blocks"))
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", default="model.pt")
+    tr.add_argument("--paper-sizes", action="store_true",
+                    help="the paper's 64-filter layers instead of the 16-filter default")
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=_cmd_train)
     return parser

@@ -39,6 +39,7 @@ from torch import nn
 from .checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from .device import select_device
 from .nn.blocks import ConvBlock, DilatedPyramid
+from .nn.symmetry import rotation_average
 
 __all__ = ["CheckpointError", "Im2Spec", "ImSpecModel", "Spec2Im", "load_model"]
 
@@ -340,23 +341,6 @@ class _ImageDecoder(nn.Module):
         return self.out(self.conv(self.pyramid(x))).squeeze(1)
 
 
-def _rotation_average(y: torch.Tensor) -> torch.Tensor:
-    """Average tiles (N, w, w) over the 4 rotations about pixel (w//2, w//2).
-
-    The square block centred on that pixel is rows/cols ``lo:`` with ``lo = 1`` for an
-    even w (0 for odd); the pixels outside it have no rotated partner and are kept.
-    """
-    lo = 2 * (y.shape[-1] // 2) - (y.shape[-1] - 1)
-    block = y[..., lo:, lo:]
-    mean = (block + block.rot90(1, (-2, -1)) + block.rot90(2, (-2, -1))
-            + block.rot90(3, (-2, -1))) / 4
-    if lo == 0:
-        return mean
-    out = y.clone()
-    out[..., lo:, lo:] = mean
-    return out
-
-
 class Im2Spec(ImSpecModel):
     """HAADF tile (w, w) -> EEL spectrum (E,) at the tile centre.
 
@@ -470,7 +454,7 @@ class Spec2Im(ImSpecModel):
 
     def denormalize_targets(self, y: torch.Tensor) -> torch.Tensor:
         y = super().denormalize_targets(y)
-        return _rotation_average(y) if self._config["symmetric"] else y
+        return rotation_average(y) if self._config["symmetric"] else y
 
     def _shape_hint(self, got, shape, name):
         if name == self.input_name and len(got) >= 1 and got[-1] != self.n_energy:

@@ -35,6 +35,7 @@ from torch import nn
 
 from .metrics import nmse_percent
 from .models import ImSpecModel
+from .nn.symmetry import dihedral_about_probe
 
 __all__ = ["History", "ProgressEvent", "Trainer", "TrainingError", "nmse_percent", "train"]
 
@@ -236,6 +237,12 @@ class Trainer:
     loss : callable(pred, target) -> scalar on normalised tensors (default MSE).
     optimizer : None (Adam), an Optimizer subclass (built with ``lr``) or a factory
         ``params -> Optimizer``.
+    lr_schedule : "cosine" (default: per-batch cosine decay from ``lr`` to 0 over
+        ``epochs``) or "constant" (``lr`` throughout, as in AtomAI's ImSpec). Only applies
+        to optimizers built here, not to a factory's own schedule.
+    augment : "auto" (default: "dihedral" for Im2Spec, None for Spec2Im), "dihedral" (each
+        batch of input tiles mirrored/rotated about the probe pixel by one of the 8 exact
+        symmetries of the loss: the spectrum at the probe does not change) or None.
     precision : "auto" (bfloat16 autocast on CPUs with native bf16, else float32),
         "float32" or "bfloat16". Weights and optimizer state stay float32.
     callbacks : callables receiving every :class:`ProgressEvent` (on the training thread).
@@ -249,6 +256,7 @@ class Trainer:
                  batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
                  validation: float | Any | None = 0.1, patience: int | None = None,
                  loss: Any = None, optimizer: Any = None, precision: str = "auto",
+                 lr_schedule: str = "cosine", augment: str | None = "auto",
                  callbacks: Iterable[Callable[[ProgressEvent], Any]] = (),
                  checkpoint_dir: str | Path | None = None, test_every: int = 1,
                  fit_normalization: bool | None = None, event_interval_s: float = 0.1):
@@ -271,6 +279,17 @@ class Trainer:
         self.lr = float(lr)
         self.seed = int(seed)
         self.patience = patience
+        if lr_schedule not in ("cosine", "constant"):
+            raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {lr_schedule!r}")
+        self.lr_schedule = lr_schedule
+        if augment not in ("auto", "dihedral", None):
+            raise ValueError(f"augment must be 'auto', 'dihedral' or None, got {augment!r}")
+        if augment == "auto":  # spec2im targets are rotation-averaged by the model already
+            augment = "dihedral" if model.direction == "im2spec" else None
+        if augment == "dihedral" and model.direction != "im2spec":
+            raise ValueError("augment='dihedral' transforms input tiles, so it needs an "
+                             "Im2Spec model")
+        self.augment = augment
         self.test_every = test_every
         self.event_interval_s = float(event_interval_s)
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
@@ -320,6 +339,9 @@ class Trainer:
         self._test_t = tensors(tst)
         self._loss = _make_loss(loss)
         self._opt = _make_optimizer(optimizer, net.parameters(), self.lr)
+        # a factory's optimizer keeps its own learning rates
+        self._scheduled = lr_schedule == "cosine" and (optimizer is None
+                                                       or isinstance(optimizer, type))
         self._gen = torch.Generator().manual_seed(self.seed)
 
         n = len(x_fit)
@@ -488,6 +510,18 @@ class Trainer:
             return None
         return max(0.0, (self.n_epochs - self._epoch - fraction) * per_epoch)
 
+    def _set_lr(self) -> None:
+        """Cosine decay from ``lr`` to 0 over all batches of ``n_epochs`` (per batch).
+
+        The run ends at a small step size, so the final weights sit in a minimum instead of
+        rattling around it at ``lr``; a resumed run with more epochs re-stretches the curve.
+        """
+        total = self.n_epochs * self.n_batches
+        step = self._epoch * self.n_batches + self._batch
+        lr = 0.5 * self.lr * (1.0 + math.cos(math.pi * min(step / total, 1.0)))
+        for group in self._opt.param_groups:
+            group["lr"] = lr
+
     def _autocast_ctx(self):
         return torch.autocast(self._device.type, dtype=self._autocast,
                               enabled=self._autocast is not None)
@@ -575,8 +609,13 @@ class Trainer:
                     self._epoch_wall += dt
                     self._halt("stopped", f"stopped during epoch {self._epoch + 1}")
                     return
+                if self._scheduled:
+                    self._set_lr()
                 idx = self._perm[self._batch * bs:(self._batch + 1) * bs]
                 xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+                if self.augment == "dihedral":  # one of the 8 exact symmetries per batch
+                    r = int(torch.randint(0, 8, (1,), generator=self._gen))
+                    xb = dihedral_about_probe(xb, r % 4, r >= 4)
                 opt.zero_grad(set_to_none=True)
                 with self._autocast_ctx():
                     pred = net(xb)

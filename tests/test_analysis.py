@@ -58,7 +58,8 @@ def _trained(cls, si, split, latent_dim=3, epochs=40, **kwargs):
     train, test = split
     model = cls(window=WINDOW, n_energy=si.n_energy, latent_dim=latent_dim, energy=si.energy,
                 device="cpu", **SMALL_NET, **kwargs)
-    pw.train(model, train, test, epochs=epochs, batch_size=32, seed=0)
+    # a tiny net trained briefly: symmetry augmentation would slow its fit (tested elsewhere)
+    pw.train(model, train, test, epochs=epochs, batch_size=32, seed=0, augment=None)
     return model
 
 

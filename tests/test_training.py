@@ -267,3 +267,49 @@ def test_nmse_percent():
     np.testing.assert_allclose(nmse_percent(img * 1.1, img, axis=(-2, -1)), [1.0, 1.0])
     with pytest.raises(ValueError, match="same shape"):
         nmse_percent(pred, true[:1])
+
+
+def test_cosine_schedule_decays_to_zero_and_constant_keeps_lr(split):
+    train, test = split
+    lrs = {}
+    for schedule in ("cosine", "constant"):
+        trainer = Trainer(im2spec(), train, test, epochs=4, lr=1e-3, lr_schedule=schedule)
+        trainer.run()
+        lrs[schedule] = trainer._opt.param_groups[0]["lr"]
+    last_step = (4 * trainer.n_batches - 1) / (4 * trainer.n_batches)  # of the last batch
+    assert lrs["cosine"] == pytest.approx(0.5e-3 * (1 + math.cos(math.pi * last_step)))
+    assert lrs["cosine"] < 0.5e-3 and lrs["constant"] == 1e-3
+    with pytest.raises(ValueError, match="lr_schedule must be 'cosine' or 'constant'"):
+        Trainer(im2spec(), train, test, lr_schedule="step")
+
+
+def test_dihedral_symmetries_fix_the_probe_and_form_a_group():
+    from plasmonwidgets.nn.symmetry import dihedral_about_probe, rotation_average
+
+    for w in (16, 15):
+        t = torch.arange(2 * w * w, dtype=torch.float32).reshape(2, w, w)
+        images = [dihedral_about_probe(t, r % 4, r >= 4) for r in range(8)]
+        keys = {tuple(im.flatten().tolist()) for im in images}
+        assert len(keys) == 8  # eight distinct transforms
+        for im in images:  # each keeps the probe pixel and the multiset of values
+            assert im[:, w // 2, w // 2].tolist() == t[:, w // 2, w // 2].tolist()
+            assert torch.equal(im.flatten(1).sort().values, t.flatten(1).sort().values)
+        # four quarter turns are the identity; the average is invariant under a turn
+        turned = t
+        for _ in range(4):
+            turned = dihedral_about_probe(turned, 1, False)
+        assert torch.equal(turned, t)
+        avg = rotation_average(t)
+        assert torch.allclose(dihedral_about_probe(avg, 1, False), avg)
+
+
+def test_augment_option(split):
+    train, test = split
+    assert Trainer(im2spec(), train, test).augment == "dihedral"
+    assert Trainer(im2spec(), train, test, augment=None).augment is None
+    spec = pw.Spec2Im(n_energy=E, window=WINDOW, device="cpu", pool=4, **SMALL)
+    assert Trainer(spec, train, test).augment is None
+    with pytest.raises(ValueError, match="needs an Im2Spec"):
+        Trainer(spec, train, test, augment="dihedral")
+    with pytest.raises(ValueError, match="augment must be"):
+        Trainer(im2spec(), train, test, augment="flip")
