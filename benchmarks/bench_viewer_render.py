@@ -56,16 +56,15 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from plasmonwidgets.serve import VoilaProcess, free_port
 
 TARGET_SIZE = 1024
 TARGET_P95_RENDER_MS = 200.0
@@ -165,84 +164,13 @@ def write_notebook(directory: Path, sizes: list[int]) -> Path:
 # --- the server ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-class Voila:
-    """``python -m voila NB`` in its own process group; its kernels are stopped too."""
-
-    def __init__(self, notebook: Path, log_path: Path):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log_path = log_path
-        self._log = open(log_path, "w")  # closed in stop()
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser",
-               f"--port={self.port}", "--Voila.ip=127.0.0.1"]  # fmt: skip
-        self.proc = subprocess.Popen(
-            cmd, cwd=notebook.parent, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        self.kernel_pids: set[int] = set()
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Until the port accepts connections (a GET would start a kernel)."""
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"voila exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if _port_open(self.port):
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"voila did not listen on {self.port} in {timeout} s:\n{self.log_tail()}")
-
-    def remember_kernels(self) -> None:
-        """Note the kernel pids (kernels run in their own sessions, outside our group)."""
-        try:
-            import psutil
-
-            for child in psutil.Process(self.proc.pid).children(recursive=True):
-                self.kernel_pids.add(child.pid)
-        except Exception:  # psutil missing or the process gone: stop() still kills the group
-            pass
-
-    def log_tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        self.remember_kernels()
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        for pid in self.kernel_pids:  # voila shuts its kernels down on SIGTERM; make sure
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        self._log.close()
+def start_voila(notebook: Path, log_path: Path) -> VoilaProcess:
+    """Plain ``python -m voila NB`` on a free 127.0.0.1 port, in its own process group."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser",
+           f"--port={port}", "--Voila.ip=127.0.0.1"]  # fmt: skip
+    return VoilaProcess(cmd, port, log_path, cwd=notebook.parent,
+                        env=dict(os.environ, PYTHONUNBUFFERED="1"))
 
 
 # --- websocket frames -------------------------------------------------------------
@@ -381,7 +309,7 @@ def run(args) -> dict:
     sizes = list(args.sizes)
     workdir = Path(tempfile.mkdtemp(prefix="bench_viewer_"))
     notebook = write_notebook(workdir, sizes)
-    server = Voila(notebook, workdir / "voila.log")
+    server = start_voila(notebook, workdir / "voila.log")
     frames = FrameLog()
     t_launch = time.perf_counter()
     try:
@@ -399,7 +327,7 @@ def run(args) -> dict:
                         " return r && r.dataset.renderMs !== undefined; }",
                         arg=n, timeout=120_000,
                     )  # fmt: skip
-                server.remember_kernels()
+                server.kernel_processes()  # remembered, so stop() ends them
                 t_ready = time.perf_counter() - t_launch
                 page.evaluate(COUNTERS_JS, sizes)
                 clicks = dict.fromkeys(sizes, 0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,12 +19,6 @@ def dashboard_notebook() -> Path:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError("dashboard.ipynb not found next to the package; reinstall plasmonwidgets")
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def demo_command(host: str, port: int, data_dir: str | os.PathLike) -> tuple[list[str], dict[str, str]]:
@@ -48,7 +41,9 @@ def demo_command(host: str, port: int, data_dir: str | os.PathLike) -> tuple[lis
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    port = args.port or _free_port(args.host)
+    from .serve import free_port
+
+    port = args.port or free_port(args.host)
     cmd, env = demo_command(args.host, port, args.data_dir)
     url = f"http://{args.host}:{port}/"
     print(f"plasmonwidgets dashboard: {url}  (Ctrl-C to stop)", flush=True)
