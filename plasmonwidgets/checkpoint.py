@@ -39,6 +39,12 @@ def _package_version() -> str:
     return __version__
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_checkpoint(path: str | os.PathLike, *, model_class: str, config: dict,
                      state_dict: dict, energy: torch.Tensor | None = None,
                      extra: dict | None = None) -> Path:
@@ -66,6 +72,7 @@ def write_checkpoint(path: str | os.PathLike, *, model_class: str, config: dict,
             torch.save(payload, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
         try:

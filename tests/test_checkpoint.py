@@ -195,3 +195,13 @@ def test_killed_save_leaves_previous_checkpoint_loadable(tmp_path):
             tmp.unlink()
     # most kills land in the middle of a write (a temp file is left): the case under test
     assert interrupted >= 1
+
+
+def test_saved_checkpoint_has_the_usual_file_mode(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = pw.Im2Spec(window=8, n_energy=12, latent_dim=2, n_filters_enc=4,
+                          n_filters_dec=4).save(tmp_path / "m.pt")
+    finally:
+        os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == 0o644
