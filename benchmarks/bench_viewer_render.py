@@ -64,19 +64,10 @@ from pathlib import Path
 
 import numpy as np
 
-from plasmonwidgets.serve import VoilaProcess, free_port
+from plasmonwidgets.serve import CHROMIUM, CHROMIUM_ARGS, VoilaProcess, free_port
 
 TARGET_SIZE = 1024
 TARGET_P95_RENDER_MS = 200.0
-CHROMIUM = Path(os.environ.get("PLASMONWIDGETS_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 REPO = Path(__file__).resolve().parents[1]
 
 # --- the notebook ------------------------------------------------------------------
@@ -315,7 +306,8 @@ def run(args) -> dict:
     try:
         server.wait_ready()
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS),
+                                         headless=True)
             try:
                 page = browser.new_page(viewport={"width": 1200, "height": 2400})
                 page.set_default_timeout(60_000)

@@ -41,6 +41,19 @@ if __name__ == "__main__":
     main()
 
 
+#: Debian's chromium (override with PLASMONWIDGETS_CHROMIUM) and the flags that let it run
+#: headless on a server without a GPU or network, for the browser tests and benchmarks
+CHROMIUM = Path(os.environ.get("PLASMONWIDGETS_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port on ``host`` that is free right now."""
     with socket.socket() as sock:

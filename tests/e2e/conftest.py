@@ -15,19 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from plasmonwidgets.serve import VoilaProcess, free_port
+from plasmonwidgets.serve import CHROMIUM, CHROMIUM_ARGS, VoilaProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path(os.environ.get("PLASMONWIDGETS_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 SERVER_START_TIMEOUT_S = 60.0
 DASHBOARD_TIMEOUT_MS = 90_000  # generous: first run may simulate and cache the dataset
 
@@ -87,7 +78,7 @@ def browser(voila_server):
     sync_playwright = _require_browser()
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS),
                                       headless=True)
         try:
             yield chromium
