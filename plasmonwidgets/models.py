@@ -384,6 +384,9 @@ class Im2Spec(ImSpecModel):
         self.eval()  # user-facing models are always in eval mode; trainers use a copy
 
     def _shape_hint(self, got, shape, name):
+        if name == self.input_name and len(got) == 2 and got[0] != got[1]:
+            return (" (that looks like a batch of spectra (N, E); Im2Spec maps HAADF tiles to "
+                    "spectra, use a Spec2Im model for spectra)")
         if name == self.input_name and len(got) >= 2 and got[-2:] != shape:
             return (f" (this model was built for {self.window}x{self.window} tiles; make tiles "
                     f"with window={self.window} or build a model with window={got[-1]})")
@@ -457,6 +460,9 @@ class Spec2Im(ImSpecModel):
         return rotation_average(y) if self._config["symmetric"] else y
 
     def _shape_hint(self, got, shape, name):
+        if name == self.input_name and len(got) == 3 and got[-1] == got[-2]:
+            return (" (that looks like a batch of HAADF tiles (N, w, w); Spec2Im maps spectra "
+                    "to tiles, use an Im2Spec model for tiles)")
         if name == self.input_name and len(got) >= 1 and got[-1] != self.n_energy:
             return (f" (this model was built for spectra with {self.n_energy} energy channels;"
                     f" crop/bin the data to match or build a model with n_energy={got[-1]})")

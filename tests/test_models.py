@@ -248,3 +248,14 @@ def test_select_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             select_device("cuda")
+
+
+def test_the_other_directions_input_gets_a_hint_naming_the_right_model():
+    im = pw.Im2Spec(window=8, n_energy=12, latent_dim=2, n_filters_enc=4, n_filters_dec=4)
+    sp = pw.Spec2Im(n_energy=12, window=8, latent_dim=2, n_filters_enc=4, n_filters_dec=4, pool=4)
+    with pytest.raises(ValueError, match="use a Spec2Im model for spectra"):
+        im.predict(np.zeros((3, 12), np.float32))
+    with pytest.raises(ValueError, match="use an Im2Spec model for tiles"):
+        sp.predict(np.zeros((3, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="built for 8x8 tiles"):  # a wrong window keeps its hint
+        im.predict(np.zeros((3, 16, 16), np.float32))
