@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI replays the same examples every run (a property failure is then a real, reproducible
+# finding, not a flake); locally each run explores new ones.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 REAL = Path(__file__).parents[1] / ".." / "shared" / "data" / "real"
 VELOX_ZIP = REAL / "velox_EELS_EDS.zip"

@@ -329,7 +329,10 @@ def test_normalize_is_finite_and_invertible_for_any_finite_spectra(spectra, mode
     x = si.spectra
     tol = 1e-5 * np.abs(x).max(axis=-1, keepdims=True) + 1e-30
     assert (np.abs(norm.denormalize().spectra - x) <= tol).all()
-    np.testing.assert_array_equal(np.sign(norm.spectra), np.sign(x))
+    # Signs never flip; a value below float32's range relative to the factor may become 0.
+    assert (np.sign(norm.spectra) * np.sign(x) >= 0).all()
+    lost = (norm.spectra == 0) & (x != 0)
+    assert (np.abs(x[lost]) <= 1e-30 * np.abs(x).max()).all()
 
 
 # ================================================================================ models
