@@ -1,9 +1,8 @@
 """Training accuracy and time to accuracy on the built-in nanocube array (CPU).
 
 Data: ``datasets.nanocube_array(seed=0)`` (96x96 SI, 100 channels 0.2-1.2 eV), tiles
-``make_tiles(si, window=16)``, spatial split ``pairs.split("halves")``. Model selection
-uses the Trainer's validation block carved from the training half (``validation=0.1``);
-the test half is only measured.
+``make_tiles(si, window=16)``, spatial split ``pairs.split("halves")``. Every run keeps
+its final weights (no model selection); the test half is only measured.
 
 Metric: per-sample NMSE (%) = 100 * sum((pred - true)^2) / sum(true^2) in physical units
 (spectral counts / HAADF counts), averaged over the test samples (median also shown).
@@ -12,16 +11,17 @@ For every direction (im2spec, spec2im) and latent size (2, 10) two runs are made
 side in this process:
 
 * ``ours``: the toolkit's default architecture ``pretrained.ARCH`` (what the dashboard and
-  the CLI train) with ``pw.Trainer`` defaults: bfloat16 autocast on CPUs with native bf16,
-  cosine learning-rate decay, and for im2spec the 8 exact tile symmetries as augmentation;
+  the CLI train) with ``pw.Trainer`` defaults: the relative squared-error loss, bfloat16
+  autocast on CPUs with native bf16, cosine learning-rate decay, and for im2spec the 8
+  exact tile symmetries as augmentation;
 * ``reference``: configured like AtomAI's ImSpec (3 conv layers x 64 filters, 64-filter
-  dilated decoder 1-4, pool 16, no output symmetrisation, Adam 1e-3 constant, batch 64,
-  float32, no augmentation). AtomAI itself cannot be installed here, so this is our implementation with
-  those settings.
+  dilated decoder 1-4, pool 16, no output symmetrisation, MSE, Adam 1e-3 constant,
+  batch 64, float32, no augmentation, final weights). AtomAI itself cannot be installed
+  here, so this is our implementation with those settings.
 
 Time to target: after every epoch the weights the trainer publishes into the user model
 are evaluated on the test set; that measurement is outside the clock (the clock is the
-sum of the trainer's own epoch times, which include its validation pass). Baselines on
+sum of the trainer's own epoch times). Baselines on
 the same split: mean target, PCA + ridge, k-nearest neighbours (scikit-learn).
 Also measured in the same run: FLOPs per training sample (3x the forward FLOPs counted
 by ``torch.utils.flop_counter``) and the fp32 / bf16 matmul peak (2048x2048).
@@ -172,8 +172,9 @@ def run(direction: str, latent: int, reference: bool, train, test, energy, epoch
         if clock > max_seconds:
             trainer.stop()  # wall-time cap: the run ends after this epoch
 
-    # the reference trains like AtomAI: float32, constant lr, no augmentation
-    options = dict(precision="float32", lr_schedule="constant", augment=None) if reference else {}
+    # the reference trains like AtomAI: MSE, float32, constant lr, no augmentation
+    options = dict(loss="mse", precision="float32", lr_schedule="constant",
+                   augment=None) if reference else {}
     trainer = Trainer(model, train, None, epochs=epochs, callbacks=[measure], **options)
     history = trainer.run()
     final = per_sample_nmse(model.predict(x_te), y_te)

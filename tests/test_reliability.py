@@ -453,8 +453,8 @@ def test_failed_training_run_in_the_dashboard_keeps_the_model_and_the_page(tmp_p
         def diverging(pred, target):
             return torch.nn.functional.mse_loss(pred, target) * float("nan")
 
-        progress.trainer = Trainer(progress.trainer.model, d.train_set, d.test_set, epochs=1,
-                                   loss=diverging)
+        # the failing run trains the model in use: its weights must survive the failure
+        progress.trainer = Trainer(current, d.train_set, d.test_set, epochs=1, loss=diverging)
         progress.start_button.click()
         assert progress.wait(30) and progress.trainer.state == "failed"
         message = re.sub(r"<[^>]+>", "", progress.message.value)

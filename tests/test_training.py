@@ -60,7 +60,8 @@ def test_train_learns_and_keeps_best_weights(tmp_path):
     # enough batches per epoch for the batch-norm running statistics to settle
     train, test = pw.make_tiles(synthetic_si(32), window=WINDOW).split("halves")
     model = im2spec()
-    h = pw.train(model, train, test, epochs=6, batch_size=8, checkpoint_dir=tmp_path)
+    h = pw.train(model, train, test, epochs=6, batch_size=8, checkpoint_dir=tmp_path,
+                 validation=0.1)
     assert isinstance(h, History) and len(h) == 6
     for seq in (h.train_loss, h.val_loss, h.test_loss, h.epoch_time, h.samples_per_s):
         assert len(seq) == 6 and all(v is not None and math.isfinite(v) for v in seq)
@@ -249,7 +250,7 @@ def test_model_stays_consistent_while_training_in_background(split):
 def test_callbacks_and_patience(split):
     train, test = split
     seen = []
-    h = pw.train(im2spec(), train, test, epochs=30, lr=1e-2, patience=1,
+    h = pw.train(im2spec(), train, test, epochs=30, lr=1e-2, patience=1, validation=0.2,
                  callbacks=[seen.append])
     assert len(h) < 30 and "early stopping" in h.stop_reason
     assert h.best_epoch == len(h) - 1  # stopped one epoch after the last improvement
@@ -313,3 +314,9 @@ def test_augment_option(split):
         Trainer(spec, train, test, augment="dihedral")
     with pytest.raises(ValueError, match="augment must be"):
         Trainer(im2spec(), train, test, augment="flip")
+
+
+def test_patience_without_validation_is_refused(split):
+    train, test = split
+    with pytest.raises(ValueError, match=r"patience \(early stopping\) needs a validation set"):
+        Trainer(im2spec(), train, test, epochs=5, patience=2)

@@ -62,8 +62,9 @@ def latent_sweep(
     list of dict, one per latent size, with
         ``latent_dim``, ``test_nmse`` (mean per-tile NMSE on the test set, %),
         ``test_nmse_median`` (%), ``train_loss`` and ``test_loss`` (last logged
-        epoch, MSE on normalised targets; the model keeps its best-validation
-        weights, which the NMSE and correlation columns use), ``r`` and ``mse`` (test error map vs HAADF, see
+        epoch, MSE on normalised targets; the NMSE and correlation columns use the
+        weights the model keeps: the last epoch's, or the best-validation ones when
+        ``train_kwargs`` pass ``validation``), ``r`` and ``mse`` (test error map vs HAADF, see
         :func:`error_haadf_correlation`), ``train_time_s``.
     """
     from ..models import Im2Spec, Spec2Im

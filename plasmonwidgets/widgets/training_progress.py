@@ -102,6 +102,8 @@ class TrainingProgress(ipw.VBox):
     model_version : Int trait, incremented whenever a run ends with new weights
         (finished or stopped); observe it, or use :meth:`on_finished`.
     state : Unicode trait mirroring ``trainer.state``
+    children_by_name : "start", "stop", "resume", "progress", "status", "loss",
+        "message", "summary"
     """
 
     model_version = t.Int(0)
@@ -248,6 +250,13 @@ class TrainingProgress(ipw.VBox):
         super().close()
 
     # -- construction ---------------------------------------------------------------
+    @property
+    def children_by_name(self) -> dict[str, ipw.Widget]:
+        """The named children, for driving the widget without a browser."""
+        return {"start": self.start_button, "stop": self.stop_button,
+                "resume": self.resume_button, "progress": self.progress, "status": self.status,
+                "loss": self.loss_figure, "message": self.message, "summary": self.summary}
+
     def _build_loss_figure(self) -> None:
         sx, sy = bq.LinearScale(min=0.0), bq.LogScale()
         self.batch_line = bq.Lines(scales={"x": sx, "y": sy}, colors=["#9ecae1"],
@@ -262,7 +271,7 @@ class TrainingProgress(ipw.VBox):
         for line in self._lines:
             line.display_legend = True
         self._loss_scale = sy
-        self._loss_axis = bq.Axis(scale=sy, label="MSE loss", orientation="vertical",
+        self._loss_axis = bq.Axis(scale=sy, label=self._loss_label(), orientation="vertical",
                                   tick_format=".2~g", label_offset="55px")
         self.loss_figure = bq.Figure(
             marks=list(self._lines),
@@ -302,7 +311,12 @@ class TrainingProgress(ipw.VBox):
             self._show_error(f"could not set up training: {exc}")
             self._refresh_buttons()
             return False
+        self._loss_axis.label = self._loss_label()
         return True
+
+    def _loss_label(self) -> str:
+        """Axis label naming the trainer's loss (e.g. "relative squared error")."""
+        return getattr(self.trainer, "loss_name", "training loss")
 
     def _launch(self, action: Callable[[], None]) -> None:
         self.message.value = ""
