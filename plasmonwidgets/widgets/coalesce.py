@@ -15,11 +15,12 @@ In ``mode="sync"`` the same object computes and publishes inside ``submit``
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Coalescer"]
+__all__ = ["Coalescer", "Throttle"]
 
 _EMPTY = object()  # marks an empty request slot (None is a valid request)
 
@@ -163,3 +164,76 @@ class Coalescer:
         return (
             f"Coalescer(mode={self.mode!r}, submitted={self.submitted}, computed={self.count})"
         )
+
+
+class Throttle:
+    """Call ``fn(value)`` for the latest submitted value at most once per ``interval`` s.
+
+    A value that arrives within ``interval`` of the previous call is held back and
+    delivered by a timer when the interval has passed (newer values replace it), so the
+    last value submitted is always delivered, at most ``interval`` late. With
+    ``interval=0`` every value is delivered at once, inside ``submit``.
+
+    Used for the secondary views of a drag (nearest tiles, highlights): they follow the
+    hand a few times per second instead of competing with the primary view every frame.
+    ``on_error(exception, traceback_text)`` receives exceptions raised by ``fn``.
+    """
+
+    def __init__(self, fn: Callable[[Any], None], interval: float,
+                 on_error: Callable[[BaseException, str], None] | None = None):
+        if not interval >= 0:
+            raise ValueError(f"interval must be >= 0 seconds, got {interval!r}")
+        self.fn = fn
+        self.interval = float(interval)
+        self.on_error = on_error
+        self.calls = 0
+        self._lock = threading.Lock()
+        self._value: Any = _EMPTY
+        self._last = float("-inf")
+        self._timer: threading.Timer | None = None
+        self._closed = False
+
+    def submit(self, value: Any) -> None:
+        """Deliver ``value`` now if the interval has passed, else when it has."""
+        with self._lock:
+            if self._closed:
+                return
+            self._value = value
+            if self._timer is not None:  # a delivery is scheduled: it will take this value
+                return
+            wait = self._last + self.interval - time.monotonic()
+            if wait > 0:
+                self._timer = threading.Timer(wait, self._deliver)
+                self._timer.daemon = True
+                self._timer.start()
+                return
+        self._deliver()
+
+    @property
+    def pending(self) -> bool:
+        """True while a value waits for its delivery."""
+        with self._lock:
+            return self._value is not _EMPTY
+
+    def close(self) -> None:
+        """Drop any held value and cancel the timer."""
+        with self._lock:
+            self._closed = True
+            self._value = _EMPTY
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def _deliver(self) -> None:
+        with self._lock:
+            value, self._value = self._value, _EMPTY
+            self._timer = None
+            if value is _EMPTY or self._closed:
+                return
+            self._last = time.monotonic()
+            self.calls += 1
+        try:
+            self.fn(value)
+        except Exception as exc:
+            if self.on_error is not None:
+                self.on_error(exc, traceback.format_exc())

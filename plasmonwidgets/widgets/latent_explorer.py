@@ -8,12 +8,16 @@ HAADFViewer) and a latent-grid view (the paper's Fig. 3/5).
 
 Decoding is coalesced (see :mod:`.coalesce`): under fast dragging only the
 latest latent point is decoded, and the point where the hand stops is always the
-one displayed.
+one displayed. The decoded view updates with every decode; the views of the observed
+inputs behind the point (nearest tiles, the other direction's view, the HAADF
+highlight) are throttled to one update per ``SECONDARY_INTERVAL_S`` while dragging
+and always end on the resting point.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,12 +27,14 @@ import numpy as np
 
 from ..analysis import LatentIndex, cluster_latent, tile_errors
 from ._message import message_html
-from .coalesce import Coalescer
+from .coalesce import Coalescer, Throttle
 from .colormaps import hex_colors, lut
 
 __all__ = ["LatentExplorer"]
 
 COLOR_MODES = ("cluster", "error", "region")
+#: seconds between updates of the secondary views (nearest tiles, highlight) while dragging
+SECONDARY_INTERVAL_S = 0.2
 
 
 def _label_colors(n: int) -> list[str]:
@@ -111,6 +117,7 @@ class LatentExplorer(ipw.VBox):
     grid_figure : bqplot Figure of the latent grid
     neighbour_figure : bqplot Figure with the k nearest observed HAADF tiles
     status : HTML line for messages (errors in red)
+    children_by_name : the named children above, for driving the panel without a browser
     """
 
     def __init__(
@@ -154,6 +161,11 @@ class LatentExplorer(ipw.VBox):
             self._decode, self._publish, mode=mode, on_error=self._report_error,
             name="LatentExplorer-decoder",
         )
+        # the views beside the decoded one follow a drag a few times a second, so the
+        # browser spends each frame on the decoded curve or tile
+        self._secondary = Throttle(self._publish_secondary,
+                                   SECONDARY_INTERVAL_S if mode == "thread" else 0.0,
+                                   on_error=self._report_error)
 
         d = self.index.latent_dim
         self.status = ipw.HTML()
@@ -235,8 +247,15 @@ class LatentExplorer(ipw.VBox):
         self._request()
 
     def wait(self, timeout: float | None = 5.0) -> bool:
-        """Block until the latest latent point has been decoded and shown."""
-        return self._coalescer.wait_idle(timeout)
+        """Block until the latest latent point has been decoded and shown in every view."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._coalescer.wait_idle(timeout):
+            return False
+        while self._secondary.pending:
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
     def set_model(self, model: Any) -> None:
         """Swap in a (re)trained model: re-encode the pairs, keep the latent point
@@ -269,6 +288,7 @@ class LatentExplorer(ipw.VBox):
         coalescer = getattr(self, "_coalescer", None)  # absent if __init__ failed early
         if coalescer is not None:
             coalescer.close()
+            self._secondary.close()
         super().close()
 
     # -- construction helpers ------------------------------------------------------
@@ -635,6 +655,21 @@ class LatentExplorer(ipw.VBox):
         else:
             self.output_box.children = self._view_widgets()
 
+    @property
+    def children_by_name(self) -> dict[str, Any]:
+        """Named children: "slider z0" … (FloatSlider per latent dim), "pad", "x", "y",
+        "color by", "k", "mode", "grid size", "grid", "neighbours", "spectrum view",
+        "tile view" (None where absent) and "status"."""
+        named: dict[str, Any] = {f"slider z{i}": s for i, s in enumerate(self.sliders)}
+        named.update({
+            "pad": self.pad, "x": self.dim_x, "y": self.dim_y, "color by": self.color_by,
+            "k": self.k_slider, "mode": self.mode_toggle, "grid size": self.grid_size,
+            "grid": self.grid_figure, "neighbours": self.neighbour_figure,
+            "spectrum view": self.spectrum_view, "tile view": self.tile_view,
+            "status": self.status,
+        })
+        return named
+
     # -- decoding ----------------------------------------------------------------------
     def _request(self) -> None:
         self._coalescer.submit(self._z.copy())
@@ -652,25 +687,34 @@ class LatentExplorer(ipw.VBox):
         if result is None or result.generation != self._generation:
             return
         bp = result.neighbours
-        mean_label = "mean of nearest"  # fixed name: changing k must not add curves
         if self._direction == "im2spec":
             # one call: both curves and the y range in one update
             self.spectrum_view.update(measured=bp.spectra[0], predictions={"decoded": result.output})
-            if self.tile_view is not None:  # the observed inputs behind this latent point
-                self.tile_view.set_tiles(measured=bp.images[0],
-                                         predictions={mean_label: bp.mean_image})
         else:
             self.tile_view.set_tiles(measured=bp.images[0], predictions={"decoded": result.output})
-            if self.spectrum_view is not None:  # the observed inputs behind this latent point
-                self.spectrum_view.update(measured=bp.spectra[0],
-                                          predictions={mean_label: bp.mean_spectrum})
-        self._show_neighbours(bp, result.index)
-        if self.viewer is not None:
-            self.viewer.highlight = [[int(r), int(c)] for r, c in bp.positions]
         self.last_output = result.output
         self.last_neighbours = bp
         if self.status.value:
             self.status.value = ""
+        self._secondary.submit(result)
+
+    def _publish_secondary(self, result: _Decoded) -> None:
+        """The observed inputs behind the latent point: the other-direction view, the
+        nearest-tile strip and markers, and the highlight on the HAADF viewer."""
+        if result.generation != self._generation:
+            return
+        bp = result.neighbours
+        mean_label = "mean of nearest"  # fixed name: changing k must not add curves
+        if self._direction == "im2spec":
+            if self.tile_view is not None:
+                self.tile_view.set_tiles(measured=bp.images[0],
+                                         predictions={mean_label: bp.mean_image})
+        elif self.spectrum_view is not None:
+            self.spectrum_view.update(measured=bp.spectra[0],
+                                      predictions={mean_label: bp.mean_spectrum})
+        self._show_neighbours(bp, result.index)
+        if self.viewer is not None:
+            self.viewer.highlight = [[int(r), int(c)] for r, c in bp.positions]
 
     def _show_neighbours(self, bp: Any, index: LatentIndex) -> None:
         dx, dy = self._dims()
