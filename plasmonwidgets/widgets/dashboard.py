@@ -88,6 +88,7 @@ class Dashboard(ipw.VBox):
     model_notes : dict (direction, latent) -> where the model came from
     viewer, spectrum_view, tile_view, probe_link, chooser : Data tab parts
     nmf_panel, trainers, error_panels, explorers : other tabs' parts
+    children_by_name : the parts above by name, those of unbuilt tabs left out
     """
 
     def __init__(
@@ -362,6 +363,22 @@ class Dashboard(ipw.VBox):
         self._build(name)
         return self._boxes[name]
 
+    @property
+    def children_by_name(self) -> dict[str, Any]:
+        """"header", "error", "dismiss", "tabs", each tab by its title, and the parts
+        built so far: "viewer", "spectrum view", "tile view", "chooser", "nmf",
+        "training <model>", "error maps <direction>", "explorer <model>"."""
+        named: dict[str, Any] = {"header": self.header, "error": self.error_box,
+                                 "dismiss": self.dismiss_button, "tabs": self.tabs}
+        named.update(self._boxes)
+        parts = {"viewer": self.viewer, "spectrum view": self.spectrum_view,
+                 "tile view": self.tile_view, "chooser": self.chooser, "nmf": self.nmf_panel}
+        named.update({k: v for k, v in parts.items() if v is not None})
+        named.update({f"training {_label(k)}": v for k, v in self.trainers.items()})
+        named.update({f"error maps {k}": v for k, v in self.error_panels.items()})
+        named.update({f"explorer {_label(k)}": v for k, v in self.explorers.items()})
+        return named
+
     def tab(self, name: str) -> ipw.Box:
         """The content box of tab ``name``, built now if it was not yet."""
         if name not in TABS:
@@ -478,7 +495,9 @@ class Dashboard(ipw.VBox):
 
     def _on_chooser_load(self, si_path: Path, haadf_path: Path | None) -> None:
         self.chooser.status.value = message_html(f"loading {si_path.name}…", "info")
-        self.load_file(si_path, haadf_path, remove_zlp=self.zlp.value)
+        # the crop slider still spans the current data: a narrowed range is the user's choice
+        self.load_file(si_path, haadf_path, remove_zlp=self.zlp.value,
+                       crop=self._crop_arg(self.si))
         self.select_tab("Data")
 
     def _preprocess(self) -> None:
@@ -584,19 +603,14 @@ class Dashboard(ipw.VBox):
     def _train_key(self) -> tuple[str, int]:
         return (self.train_direction.value, int(self.train_latent.value))
 
-    def _trainer_factory(self, key: tuple[str, int], model: Any) -> Callable[[], Any]:
+    def _trainer_factory(self, key: tuple[str, int]) -> Callable[[], Any]:
+        """Builds a trainer of a freshly initialised model: every Start trains anew (Resume
+        continues the same run); the model in use is replaced only when the run ends."""
         from ..training import Trainer
 
         def factory() -> Any:
-            options = dict(epochs=int(self.epochs.value), batch_size=64, seed=0)
-            try:
-                return Trainer(model, self.train_set, self.test_set, **options)
-            except ValueError as exc:
-                if "validation" not in str(exc):
-                    raise
-                # a small scan leaves no room for a validation block beside its guard band:
-                # train without one (the last epoch's weights are kept) rather than not at all
-                return Trainer(model, self.train_set, self.test_set, validation=None, **options)
+            return Trainer(self._new_model(key), self.train_set, self.test_set,
+                           epochs=int(self.epochs.value), batch_size=64, seed=0)
 
         return factory
 
@@ -613,8 +627,7 @@ class Dashboard(ipw.VBox):
         key = self._train_key()
         progress = self.trainers.get(key)
         if progress is None:
-            model = self._new_model(key)
-            factory = self._trainer_factory(key, model)
+            factory = self._trainer_factory(key)
             progress = TrainingProgress(trainer_factory=factory)  # shows factory errors itself
             progress.add_class("pw-training-progress")
 

@@ -94,9 +94,9 @@ def test_interactive_within_budget(dashboard_page, voila_server, artifacts):
     write_json(artifacts / "launch_timing.json", timing)
     print(f"\nlaunch timing: {timing}")
     page.screenshot(path=str(artifacts / "dashboard_data.png"), full_page=True)
-    assert voila_server.canvas_s <= INTERACTIVE_BUDGET_S, (
-        f"HAADF canvas appeared {voila_server.canvas_s:.1f} s after launch "
-        f"(budget {INTERACTIVE_BUDGET_S} s)"
+    assert interactive_s <= INTERACTIVE_BUDGET_S, (
+        f"the first click was answered {interactive_s:.1f} s after launch (canvas at "
+        f"{voila_server.canvas_s:.1f} s; budget {INTERACTIVE_BUDGET_S} s)"
     )
 
 
