@@ -9,7 +9,10 @@ server. The chooser therefore
   lies inside ``root``;
 - shows only files with a supported extension (HyperSpy/RosettaSciIO formats);
 - accepts uploads up to ``max_upload_mb``, stores them under a sanitised name in
-  a private temporary folder (removed by :meth:`close`), never in ``root``.
+  a private temporary folder (removed by :meth:`close`), never in ``root``. Larger
+  files are refused in the browser before they are sent; accepted ones are streamed
+  to disk in 1 MiB pieces (:class:`~plasmonwidgets.widgets.upload.ChunkedUpload`),
+  so no upload exceeds the Jupyter server's 10 MiB websocket message limit.
 
 The chooser does not load anything itself: :attr:`selected` holds the chosen
 (SI, HAADF-or-None) paths and ``on_load`` callbacks receive them when the user
@@ -28,6 +31,9 @@ from typing import Any
 
 import ipywidgets as ipw
 
+from ._message import message_html
+from .upload import ChunkedUpload, too_large_message
+
 __all__ = [
     "DATA_DIR_ENV",
     "DataFileChooser",
@@ -45,6 +51,7 @@ SUPPORTED_EXTENSIONS = (".dm3", ".dm4", ".emd", ".hspy", ".zspy", ".npz")
 _PARENT = ".."
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME = 100  # characters kept of an uploaded file name
+_TOO_LARGE_HINT = "put the file in the data folder instead"
 
 
 class UnsafePathError(ValueError):
@@ -107,7 +114,7 @@ class DataFileChooser(ipw.VBox):
     ----------------------------------------------------
     folder : Select listing sub-folders (``name/``) and data files of the current folder
     haadf : Dropdown choosing an optional separate HAADF file from the same listing
-    upload : FileUpload
+    upload : ChunkedUpload (size checked in the browser, sent in 1 MiB pieces)
     load_button : Button
     status : HTML line (errors in red)
     """
@@ -146,9 +153,10 @@ class DataFileChooser(ipw.VBox):
         )
         self.haadf.style.description_width = "60px"
         accept = ",".join(e for e in SUPPORTED_EXTENSIONS if e != ".zspy")
-        self.upload = ipw.FileUpload(
-            accept=accept, multiple=True, description="Upload", layout={"width": "140px"}
-        )
+        self.upload = ChunkedUpload(
+            destination=self._upload_path, accept=accept, multiple=True, description="Upload",
+            max_bytes=self.max_upload_bytes, too_large_hint=_TOO_LARGE_HINT,
+        )  # fmt: skip
         self.load_button = ipw.Button(
             description="Load", button_style="primary", icon="folder-open",
             disabled=True, layout={"width": "140px"},
@@ -166,7 +174,8 @@ class DataFileChooser(ipw.VBox):
             self.status,
         ]
         self.folder.observe(self._on_folder_value, "value")
-        self.upload.observe(self._on_upload, "value")
+        self.upload.on_file(self._on_uploaded)
+        self.upload.on_problem(self._on_upload_problem)
         self.load_button.on_click(lambda _b: self.load())
         self.refresh()
 
@@ -281,13 +290,28 @@ class DataFileChooser(ipw.VBox):
         """Store one uploaded file under a sanitised name in the private upload folder.
 
         Raises ValueError for a file over the size limit or of an unsupported type.
+        (Browser uploads are streamed to the same kind of path by :attr:`upload`.)
         """
-        size = len(memoryview(content).cast("B"))
+        data = memoryview(content).cast("B")
+        path = self._upload_path(name, data.nbytes)
+        try:
+            with open(path, "xb") as handle:
+                handle.write(data)
+        except OSError:
+            path.unlink(missing_ok=True)
+            raise
+        self.uploaded.append(path)
+        return path
+
+    def _upload_path(self, name: str, size: int) -> Path:
+        """A new, not yet existing path for an upload of ``size`` bytes named ``name``.
+
+        The name is sanitised (no directories, no hidden files) and made unique inside
+        the private upload folder. Raises ValueError over the size limit or for an
+        unsupported file type.
+        """
         if size > self.max_upload_bytes:
-            raise ValueError(
-                f"{name!r} is {size / 2**20:.1f} MB, over the {self.max_upload_bytes / 2**20:g} MB "
-                "upload limit; put the file in the data folder instead"
-            )
+            raise ValueError(too_large_message(name, size, self.max_upload_bytes, _TOO_LARGE_HINT))
         safe = sanitize_filename(name)
         if Path(safe).suffix.lower() not in SUPPORTED_EXTENSIONS or safe.lower().endswith(".zspy"):
             raise ValueError(
@@ -298,15 +322,14 @@ class DataFileChooser(ipw.VBox):
             self._upload_dir = Path(tempfile.mkdtemp(prefix="plasmonwidgets-upload-"))
         path = self._upload_dir / safe
         stem, suffix, n = path.stem, path.suffix, 1
-        while path.exists():  # never overwrite an earlier upload
+        while path.exists():  # never overwrite an earlier upload (or one still arriving)
             path = self._upload_dir / f"{stem}-{n}{suffix}"
             n += 1
-        path.write_bytes(bytes(content))
-        self.uploaded.append(path)
         return path
 
     def close(self) -> None:
-        """Delete the uploaded files and close the widget."""
+        """Stop uploads in progress, delete the uploaded files and close the widget."""
+        self.upload.close()
         if self._upload_dir is not None:
             shutil.rmtree(self._upload_dir, ignore_errors=True)
             self._upload_dir = None
@@ -339,35 +362,22 @@ class DataFileChooser(ipw.VBox):
         except (OSError, ValueError) as exc:
             self._error(str(exc))
 
-    def _on_upload(self, change: dict) -> None:
-        files = change["new"]
-        if not files:
-            return
-        stored, problems = [], []
-        for item in files:
-            try:
-                stored.append(self.save_upload(item["name"], item["content"]))
-            except (OSError, ValueError) as exc:
-                problems.append(str(exc))
+    def _on_uploaded(self, path: Path) -> None:
+        """A file is completely stored: list it and select it."""
+        self.uploaded.append(path)
         self.refresh()
-        if stored:
-            self.folder.value = str(stored[-1])
-        if problems:
-            self._error("; ".join(problems))
-        # forget the browser-side copy: the bytes are stored, and keeping them doubles memory
-        self.upload.unobserve(self._on_upload, "value")
-        try:
-            self.upload.value = ()
-        finally:
-            self.upload.observe(self._on_upload, "value")
+        self.folder.value = str(path)
+        if self.upload.problems:  # other files of the same selection failed: say so
+            self._error("; ".join(self.upload.problems))
+
+    def _on_upload_problem(self, _message: str) -> None:
+        self._error("; ".join(self.upload.problems))
 
     def _info(self, text: str) -> None:
         self.status.value = f"<span class='pw-chooser-info'>{text}</span>"
 
     def _error(self, text: str) -> None:
-        self.status.value = (
-            f"<span class='pw-chooser-error' role='alert' style='color:#c0392b'>{_html(text)}</span>"
-        )
+        self.status.value = message_html(text)
 
 
 def _size(path: Path) -> str:
