@@ -178,8 +178,9 @@ class Dashboard(ipw.VBox):
         text = self._redact(text)
         where = f"Error while {context}: " if context else "Error: "
         self.error_box.value = (
-            '<div class="pw-error-box" role="alert" style="color:#b71c1c;background:#fdecea;'
-            'border:1px solid #f5c6cb;border-radius:4px;padding:6px 10px;">'
+            '<div class="pw-error-box" role="alert" style="color:var(--jp-error-color1,#b71c1c);'
+            'background:var(--jp-error-color3,#fdecea);'
+            'border:1px solid var(--jp-error-color2,#f5c6cb);border-radius:4px;padding:6px 10px;">'
             f"<b>{html.escape(where)}</b>{html.escape(text)}</div>"
         )
         self.dismiss_button.layout.display = ""
@@ -542,13 +543,14 @@ class Dashboard(ipw.VBox):
         n = len(self.models)
         problem = getattr(self, "_pretrained_problem", "")
         models = (f"{n} of 4 models ready" if n else "no models yet — train them in the Train tab")
-        warn = (f" <span style='color:#8a6d3b'>({html.escape(problem)})</span>"
+        warn = (f" <span style='color:var(--jp-warn-color1,#8a6d3b)'>({html.escape(problem)})</span>"
                 if problem and n < 4 else "")
         si = self.si
         self.header.value = (
             "<div class='pw-dashboard-header'><b style='font-size:120%'>plasmonwidgets</b> — "
             "HAADF structure ↔ EELS plasmon response "
-            f"<span style='color:#555'>| {html.escape(self.source)}: {si.scan_shape[0]}×"
+            "<span style='color:var(--jp-ui-font-color2,#555)'>"
+            f"| {html.escape(self.source)}: {si.scan_shape[0]}×"
             f"{si.scan_shape[1]} scan, {si.n_energy} channels | {models}</span>{warn}</div>"
         )
         if getattr(self, "summary", None) is not None and "Data" in self._built:
@@ -831,7 +833,7 @@ class Dashboard(ipw.VBox):
     def _draw_design(self, curves: dict[str, np.ndarray]) -> None:
         view = self.design_spectra
         view.clear()
-        view.update(predictions=curves, colors={"target": "#222222"})
+        view.update(predictions=curves, colors={"target": "#7f7f7f"})  # legible on light and dark
         view.reset_y_range()
 
     def run_inverse_design(self) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import numpy as np
@@ -120,6 +121,49 @@ def test_click_moves_probe_and_updates_spectrum(dashboard_page, artifacts):
     assert sum(1 for d in _paths(page, PROBE_PATHS) if d) >= 3
     page.screenshot(path=str(artifacts / "dashboard_after_click.png"), full_page=True)
     _assert_no_errors(page, "after clicks on the HAADF")
+
+
+def _probe_of(page) -> tuple[int, int]:
+    """The probe (row, col) the viewer's footer shows."""
+    text = page.locator(".pw-dashboard-viewer .pw-haadf-readout").inner_text()
+    match = re.search(r"probe \((\d+), (\d+)\)", text)
+    assert match, f"no probe in the viewer readout {text!r}"
+    return int(match[1]), int(match[2])
+
+
+def test_viewer_keys_drag_and_zoom(dashboard_page, artifacts):
+    """Arrow keys step the probe, a drag moves it, +/r zoom and reset; the kernel follows."""
+    page = dashboard_page
+    canvas = page.locator(VIEWER_CANVAS)
+    box = canvas.bounding_box()
+    page.wait_for_function("sel => document.querySelectorAll(sel).length > 1", arg=PROBE_PATHS)
+    before = _paths(page, PROBE_PATHS)
+    canvas.click(position={"x": box["width"] * 0.5, "y": box["height"] * 0.5})
+    before = _wait_paths_change(page, PROBE_PATHS, before)
+    r, c = _probe_of(page)
+    for key in ("ArrowRight", "ArrowRight", "ArrowDown"):
+        page.keyboard.press(key)
+    assert _probe_of(page) == (r + 1, c + 2)
+    before = _wait_paths_change(page, PROBE_PATHS, before)  # the kernel got the new position
+
+    # drag from the centre to the upper left: the probe follows the pointer
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    page.mouse.down()
+    for f in np.linspace(0.5, 0.2, 8):
+        page.mouse.move(box["x"] + box["width"] * f, box["y"] + box["height"] * f)
+    page.mouse.up()
+    r2, c2 = _probe_of(page)
+    assert r2 < r and c2 < c, f"drag to the upper left left the probe at {(r2, c2)}"
+    _wait_paths_change(page, PROBE_PATHS, before)
+
+    reset = page.locator(".pw-dashboard-viewer .pw-haadf-reset")
+    assert reset.evaluate("b => getComputedStyle(b).visibility") == "hidden"
+    page.keyboard.press("+")
+    assert reset.evaluate("b => getComputedStyle(b).visibility") == "visible"
+    page.screenshot(path=str(artifacts / "dashboard_viewer_zoomed.png"), full_page=True)
+    page.keyboard.press("r")
+    assert reset.evaluate("b => getComputedStyle(b).visibility") == "hidden"
+    _assert_no_errors(page, "after keys, drag and zoom on the HAADF viewer")
 
 
 def test_latent_slider_redraws_and_latency(dashboard_page, artifacts):
