@@ -24,6 +24,8 @@ _EXP_DECAYS = np.geomspace(0.005, 3.0, 40)  # eV
 
 
 def _window_indices(energy: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    if np.ndim(window) != 1 or len(window) != 2:
+        raise ValueError(f"fit window must be a (start, end) pair in eV, got {window!r}")
     lo, hi = float(window[0]), float(window[1])
     if not lo < hi:
         raise ValueError(f"fit window must satisfy start < end, got {window}")
@@ -90,22 +92,39 @@ def _levenberg_marquardt(
     for _ in range(iterations):
         jtj = np.einsum("pnk,pnl->pkl", jac, jac)
         jtr = np.einsum("pnk,pn->pk", jac, yt - f)
-        damped = jtj + lam[:, None, None] * (jtj * eye + 1e-12 * eye)
+        # the floor on the damping scales with the data, so the fit does not depend on units
+        floor = 1e-12 * np.einsum("pkk->p", jtj)[:, None, None] / len(eye) + 1e-300
+        damped = jtj + lam[:, None, None] * (jtj * eye + floor * eye)
         try:
             step = np.linalg.solve(damped, jtr[..., None])[..., 0]
         except np.linalg.LinAlgError:
             break
-        trial = theta + step
-        if model == "exp2":  # decay lengths must stay positive
-            trial[:, [1, 3]] = np.maximum(trial[:, [1, 3]], 1e-4)
-        f_new, jac_new = evaluate(trial)
-        cost_new = ((f_new - yt) ** 2).sum(axis=1)
+        trial = _bounded(model, theta + step)
+        # a wild trial step may overflow; its cost is then not finite and it is rejected
+        with np.errstate(over="ignore", invalid="ignore"):
+            f_new, jac_new = evaluate(trial)
+            cost_new = ((f_new - yt) ** 2).sum(axis=1)
         ok = np.isfinite(cost_new) & (cost_new < cost)
         theta = np.where(ok[:, None], trial, theta)
         f = np.where(ok[:, None], f_new, f)
         jac = np.where(ok[:, None, None], jac_new, jac)
         cost = np.where(ok, cost_new, cost)
         lam = np.where(ok, lam * 0.3, lam * 10)
+    return theta
+
+
+#: physically sensible ranges of the nonlinear tail parameters: a power-law exponent of a
+#: decaying tail, decay lengths (eV) of the two exponentials; an unbounded fit to an odd
+#: pixel otherwise extrapolates to astronomically large values outside its window
+POWER_R_RANGE = (0.0, 12.0)
+EXP_DECAY_RANGE = (1e-4, 30.0)
+
+
+def _bounded(model: str, theta: np.ndarray) -> np.ndarray:
+    if model == "power":
+        theta[:, 1] = np.clip(theta[:, 1], *POWER_R_RANGE)
+    else:
+        theta[:, [1, 3]] = np.clip(theta[:, [1, 3]], *EXP_DECAY_RANGE)
     return theta
 
 
@@ -181,6 +200,8 @@ def fit_zlp_tail(
         raise ValueError(f"unknown ZLP model {model!r}; choose one of {ZLP_MODELS}")
     si = si.compute()
     e = si.energy
+    if e.size < 3:
+        raise ValueError(f"a ZLP-tail fit needs at least 3 energy channels, this SI has {e.size}")
     if e[0] <= 0:
         raise ValueError(
             f"the energy axis starts at {e[0]:g} eV; ZLP-tail models need energies > 0 "
@@ -194,8 +215,27 @@ def fit_zlp_tail(
     y = si.spectra.reshape(-1, si.n_energy)[:, idx].T.astype(np.float64)  # (n_win, P)
     fit = _fit_power if model == "power" else _fit_exp2
     params = fit(e[idx], y)
-    tail = _evaluate(model, params, e).astype(np.float32).reshape(h, w, -1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        tail = _evaluate(model, params, e)
+    _check_float32_range(tail.reshape(h, w, -1), f"the fitted ZLP tail ({model} model, fit "
+                         f"window {e[idx[0]]:g}-{e[idx[-1]]:g} eV)",
+                         "try a fit window nearer the start of the axis or the other model")
+    tail = tail.astype(np.float32).reshape(h, w, -1)
     return tail, {k: v.reshape(h, w) for k, v in params.items()}
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32_range(values: np.ndarray, what: str, fix: str) -> None:
+    """Raise a ValueError naming the first (row, col) pixel where float64 ``values``
+    (h, w, E) are not finite or do not fit float32."""
+    bad = ~(np.abs(values) <= _FLOAT32_MAX)  # also catches NaN
+    if bad.any():
+        r, c = (int(v) for v in np.argwhere(bad.any(axis=-1))[0])
+        n = int(bad.any(axis=-1).sum())
+        raise ValueError(f"{what} exceeds float32's range (±{_FLOAT32_MAX:.3g}) in {n} "
+                         f"pixel(s), first at ({r}, {c}); {fix}")
 
 
 def remove_zlp(
@@ -212,7 +252,10 @@ def remove_zlp(
     si = si.compute()
     metadata = dict(si.metadata)
     metadata["zlp_fit"] = {"model": model, "window": list(window) if window else None, **params}
-    return si.replace(spectra=si.spectra - tail, metadata=metadata)
+    result = si.spectra.astype(np.float64) - tail
+    _check_float32_range(result, "the spectrum minus its ZLP tail",
+                         "scale the spectra down before removing the tail")
+    return si.replace(spectra=result.astype(np.float32), metadata=metadata)
 
 
 def crop(si: SpectrumImage, e_min: float, e_max: float) -> SpectrumImage:
@@ -278,7 +321,8 @@ def bin_si(si: SpectrumImage, spatial: int = 1, energy: int = 1) -> SpectrumImag
     ``scale * spatial`` and the pixel size grows by ``spatial``.
     """
     for name, v in (("spatial", spatial), ("energy", energy)):
-        if isinstance(v, bool) or int(v) != v or v < 1:
+        number = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        if not number or not np.isfinite(v) or int(v) != v or v < 1:
             raise ValueError(f"{name} bin factor must be a positive integer, got {v!r}")
     spatial, energy = int(spatial), int(energy)
     if si.normalization is not None:
@@ -291,7 +335,9 @@ def bin_si(si: SpectrumImage, spatial: int = 1, energy: int = 1) -> SpectrumImag
     if eb < 2:
         raise ValueError(f"energy bin {energy} leaves fewer than 2 of {si.n_energy} channels")
     x = si.spectra[: hb * spatial, : wb * spatial, : eb * energy]
-    x = x.reshape(hb, spatial, wb, spatial, eb, energy).sum(axis=(1, 3, 5))
+    x = x.reshape(hb, spatial, wb, spatial, eb, energy).sum(axis=(1, 3, 5), dtype=np.float64)
+    _check_float32_range(x, "a binned sum", "scale the spectra down before binning")
+    x = x.astype(np.float32)
     e = si.energy[: eb * energy].reshape(eb, energy).mean(axis=1)
     s = si.scale * spatial
     haadf = si.haadf[: hb * s, : wb * s]

@@ -185,20 +185,40 @@ class TilePairs:
             self.subset(np.flatnonzero(is_test), dict(info, part="test")),
         )
 
-    def _windows_containing(self, centres: np.ndarray) -> np.ndarray:
-        """(N,) bool: does pair i's window contain any of the given SI centres?"""
-        s = self.split_info.get("scale", 1)
-        w = self.window
-        top_left = self.footprints()
+    def source_boxes(self) -> np.ndarray:
+        """(N, 4) HAADF-pixel box ``(row0, row1, col0, col1)``, ends exclusive, holding every
+        pixel a tile's values come from.
+
+        Without padding that is the tile's window. With ``pad="reflect"`` a border tile also
+        holds mirror images of pixels outside its window (the mirror of row -k is row k),
+        and the box grows to cover them: the reflection is a continuous zigzag, so the
+        pixels one window draws from always form a contiguous range per axis.
+        """
+        s, w = self.split_info.get("scale", 1), self.window
+        margin = int(self.split_info.get("pad", 0))
+        top_left = self.footprints() + margin  # in the padded frame
         h, wd = self.scan_shape
-        grid = np.zeros((h * s + 2 * w, wd * s + 2 * w), dtype=np.int32)
-        # mark centres in HAADF coordinates, offset by w so windows past the border index safely
-        grid[centres[:, 0] * s + s // 2 + w, centres[:, 1] * s + s // 2 + w] = 1
+        boxes = []
+        for axis, size in ((0, h * s), (1, wd * s)):
+            source = np.arange(size)
+            if margin:
+                source = np.pad(source, margin, mode="reflect")
+            windows = sliding_window_view(source, w)
+            start = np.clip(top_left[:, axis], 0, len(windows) - 1)
+            boxes += [windows.min(axis=1)[start], windows.max(axis=1)[start] + 1]
+        return np.stack(boxes, axis=1)
+
+    def _windows_containing(self, centres: np.ndarray) -> np.ndarray:
+        """(N,) bool: does pair i hold the HAADF pixel of any of the given SI centres?"""
+        s = self.split_info.get("scale", 1)
+        h, wd = self.scan_shape
+        grid = np.zeros((h * s, wd * s), dtype=np.int32)
+        grid[centres[:, 0] * s + s // 2, centres[:, 1] * s + s // 2] = 1
         table = np.zeros((grid.shape[0] + 1, grid.shape[1] + 1), dtype=np.int64)
         table[1:, 1:] = grid.cumsum(0).cumsum(1)
-        r0 = top_left[:, 0] + w
-        c0 = top_left[:, 1] + w
-        total = table[r0 + w, c0 + w] - table[r0, c0 + w] - table[r0 + w, c0] + table[r0, c0]
+        r0, r1, c0, c1 = np.clip(self.source_boxes(), 0, None).T
+        r1, c1 = np.minimum(r1, grid.shape[0]), np.minimum(c1, grid.shape[1])
+        total = table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
         return total > 0
 
     def split(

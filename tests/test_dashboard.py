@@ -311,18 +311,165 @@ def test_errors_show_in_the_page_without_paths(si, tmp_path):
         assert 'role="alert"' in d.error_box.value
         d.dismiss_button.click()
         assert d.error_text == ""
-        # an exception inside another widget's comm handler reaches the page too
-        try:
+        # a real exception in another comm's message handler (a third-party widget),
+        # delivered the way the kernel delivers a browser message: the comm manager logs
+        # it to "Comm", and the page shows it
+        import comm
+
+        def third_party_handler(_msg):
             raise RuntimeError(f"boom in {os.path.expanduser('~')}/secret/file.py")
-        except RuntimeError:
-            logging.getLogger("Comm").error("Exception in comm_msg", exc_info=True)
-        assert "RuntimeError: boom in ~/secret/file.py" in d.error_text
+
+        other = comm.create_comm(target_name="third-party-widget")
+        try:
+            other.on_msg(third_party_handler)
+            _deliver_from_browser(other, {"method": "custom", "content": {}})
+        finally:
+            other.close()
+        assert d.error_text == ("Error while handling a widget event: "
+                                "RuntimeError: boom in ~/secret/file.py"), d.error_text
         assert d.si is si  # the app still holds the previous data and keeps working
         d.viewer.position = [5, 5]
         np.testing.assert_allclose(d.spectrum_view.lines["measured"].y, si.spectra[5, 5])
     finally:
         d.close()
     assert not logging.getLogger("Comm").handlers  # hooks removed on close
+
+
+def _deliver_from_browser(target, data):
+    """Hand ``data`` to the kernel's comm manager as a comm message from the browser, for a
+    widget or a raw comm: the route a click or a state change takes in a live page."""
+    import comm
+
+    channel = getattr(target, "comm", target)
+    manager = comm.get_comm_manager()
+    assert manager.get_comm(channel.comm_id) is channel  # registered: the real route
+    manager.comm_msg(None, None, {"content": {"comm_id": channel.comm_id, "data": data},
+                                  "buffers": []})
+
+
+def test_failing_actions_show_a_clear_message_and_the_dashboard_keeps_working(si, tmp_path):
+    """Real failures inside guarded callbacks: the dashboard's own pre-processing button on
+    a crop range that holds no channel, and a callback registered through ``guard`` whose
+    numpy call fails on a server path."""
+    import ipywidgets as ipw
+
+    import plasmonwidgets
+    from plasmonwidgets.widgets.dashboard import Dashboard
+
+    d = Dashboard(si, data_dir=tmp_path, decode_mode="sync", use_pretrained=False)
+    try:
+        d.select_tab("Data")
+        e = np.asarray(si.energy)
+        # between two channels: the crop keeps none of them
+        d.crop_range.value = (float(e[3] + 0.25 * (e[4] - e[3])), float(e[3] + 0.75 * (e[4] - e[3])))
+        d.preprocess_button.click()
+        text = d.error_text
+        assert text.startswith("Error while pre-processing: ValueError: crop "), text
+        assert "keeps 0 channel(s)" in text and "at least 2 are needed" in text, text
+        assert "Traceback" not in text and 'File "' not in text
+        assert 'role="alert"' in d.error_box.value and d.dismiss_button.layout.display == ""
+        assert d.si is si  # nothing was replaced
+
+        missing = Path(plasmonwidgets.__file__).resolve().parent / "no_such_file.npz"
+        extra = ipw.Button(description="load extra")
+        extra.on_click(d.guard(lambda _button: np.load(missing), "loading the extra file"))
+        extra.click()
+        text = d.error_text
+        assert text == ("Error while loading the extra file: FileNotFoundError: [Errno 2] No "
+                        "such file or directory: 'plasmonwidgets/no_such_file.npz'"), text
+        assert str(missing.parent) not in text
+
+        # the rest keeps working: the probe updates the spectrum ...
+        r, c = 7, 9
+        d.viewer.position = [r, c]
+        np.testing.assert_allclose(d.spectrum_view.lines["measured"].y, si.spectra[r, c])
+        # ... and a valid pre-processing replaces the data and clears the error
+        d.crop_range.value = (float(e[2]), float(e[-3]))
+        d.preprocess_button.click()
+        assert d.error_text == "" and d.dismiss_button.layout.display == "none"
+        np.testing.assert_array_equal(d.si.energy, e[2:-2])
+        np.testing.assert_array_equal(d.si.spectra, si.spectra[..., 2:-2])
+    finally:
+        d.close()
+
+
+@pytest.fixture
+def ipython_shell(tmp_path, monkeypatch):
+    """A real IPython shell, the kind the kernel behind a notebook or Voila page runs; the
+    process-wide state it sets up is put back afterwards."""
+    import atexit
+    import builtins
+    import sys
+
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    if InteractiveShell.initialized():
+        pytest.skip("an IPython shell is already running in this process")
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])  # the shell swaps it
+    names = set(vars(builtins))
+    config = Config()
+    config.HistoryManager.enabled = False
+    shell = InteractiveShell.instance(config=config)
+    try:
+        yield shell
+    finally:
+        atexit.unregister(shell.atexit_operations)
+        InteractiveShell.clear_instance()
+        for name in set(vars(builtins)) - names:  # __IPYTHON__, display
+            delattr(builtins, name)
+
+
+def test_unguarded_widget_errors_reach_the_page_through_the_shell_hook(si, tmp_path,
+                                                                       ipython_shell, capsys):
+    """In a kernel, ipywidgets hands exceptions from button and message handlers to the
+    shell's ``showtraceback`` (which would print the traceback into the page's output);
+    ``catch_widget_errors=True`` replaces it while the dashboard is open."""
+    import ipywidgets as ipw
+    from IPython import get_ipython
+
+    from plasmonwidgets.widgets.dashboard import Dashboard
+
+    assert get_ipython() is ipython_shell
+    original = ipython_shell.showtraceback
+    d = Dashboard(si, data_dir=tmp_path, decode_mode="sync", use_pretrained=False,
+                  catch_widget_errors=True)
+    try:
+        assert ipython_shell.showtraceback != original  # installed on construction
+        # a widget the dashboard does not own, whose unguarded click handler really fails
+        missing = d.chooser.root / "missing.dm4"
+        button = ipw.Button(description="third-party")
+        button.on_click(lambda _button: missing.read_bytes())
+        _deliver_from_browser(button, {"method": "custom", "content": {"event": "click"}})
+        assert d.error_text == ("Error while handling a widget event: FileNotFoundError: "
+                                "[Errno 2] No such file or directory: '<data folder>/missing.dm4'"
+                                ), d.error_text
+        printed = capsys.readouterr().out  # the cell output a Voila page would show
+        assert "Traceback" not in printed and "FileNotFoundError" not in printed, printed
+        d.dismiss_button.click()
+        assert d.error_text == ""
+
+        # a state update the dashboard's own viewer refuses (a probe outside the scan)
+        before = list(d.viewer.position)
+        outside = [si.scan_shape[0] + 5, 0]
+        _deliver_from_browser(d.viewer, {"method": "update", "state": {"position": outside},
+                                         "buffer_paths": []})
+        text = d.error_text
+        assert text.startswith("Error while handling a widget event: TraitError: position "), text
+        assert "is outside the SI scan" in text and "Traceback" not in text
+        assert d.viewer.position == before
+        # the page keeps working: a valid probe from the browser updates the spectrum
+        _deliver_from_browser(d.viewer, {"method": "update", "state": {"position": [3, 4]},
+                                         "buffer_paths": []})
+        assert d.viewer.position == [3, 4]
+        np.testing.assert_allclose(d.spectrum_view.lines["measured"].y, si.spectra[3, 4])
+    finally:
+        d.close()
+    assert ipython_shell.showtraceback == original  # removed on close
+    # with the dashboard gone the shell reports such errors itself again
+    button.click()
+    assert "FileNotFoundError" in capsys.readouterr().out
 
 
 def test_bad_constructor_data_shows_error_not_exception():

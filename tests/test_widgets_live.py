@@ -190,24 +190,54 @@ def test_burst_of_slider_changes_is_coalesced_and_ends_on_last_value(data, im2sp
 
 
 def test_ten_thousand_changes_do_not_grow_memory(data, im2spec):
+    """10,000 slider changes as fast as Python can make them, decoded on the worker thread:
+    (a) coalesced: far fewer decodes than changes, (b) the linked SpectrumView ends on
+    ``model.decode`` of the last point, (c) neither Python allocations nor RSS grow."""
+    import psutil
+
     _, pairs, _, _ = data
-    ex = explorer_for(im2spec, pairs, mode="thread")
+    view = SpectrumView()
+    ex = explorer_for(im2spec, pairs, mode="thread", spectrum_view=view)
+    assert ex.spectrum_view is view
     slider = ex.sliders[2]
     values = np.linspace(slider.min, slider.max, 10_000).tolist()
     for v in values[:500]:  # warm up caches (bqplot serialisers, torch allocator)
         slider.value = v
     assert ex.wait(5)
+    # the point the burst ends on, built from the values set, not read back from the explorer
+    z_last = ex.z.astype(np.float32)
+    z_last[2] = values[-1]
+    coalescer = ex._coalescer  # the explorer's decode scheduler: it counts what it was sent
+    submitted_before, decodes_before = coalescer.submitted, ex.decode_count
+    process = psutil.Process()
     gc.collect()
+    rss_start = process.memory_info().rss
     tracemalloc.start()
     start, _ = tracemalloc.get_traced_memory()
     for v in values:
         slider.value = v
-    assert ex.wait(5)
+    assert ex.wait(30)
     gc.collect()
     end, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
+    rss_end = process.memory_info().rss
+
+    # (a) every change reached the coalescer, and it decoded only a small fraction of them.
+    # Each decode needs the worker to win the GIL back from the slider loop (~5 ms switch
+    # interval) plus a forward pass, so a few hundred at most are computed even on a loaded
+    # machine; without coalescing every one of the 10,000 would be.
+    submitted = coalescer.submitted - submitted_before
+    decodes = ex.decode_count - decodes_before
+    assert submitted == len(values), submitted
+    assert 1 <= decodes < submitted / 10, f"{decodes} decodes for {submitted} changes"
+    # (b) what the view shows is the decoder's output for the last value set
+    assert ex.z[2] == values[-1]
+    np.testing.assert_allclose(view.lines["decoded"].y, im2spec.decode(z_last), rtol=1e-5,
+                               atol=1e-6)
+    # (c) memory: Python allocations (tight) and the whole process, native code included
     assert end - start < 256 * 1024, f"memory grew by {(end - start) / 1024:.0f} KiB"
-    assert ex.z[2] == pytest.approx(values[-1])
+    rss_growth = rss_end - rss_start
+    assert rss_growth < 16 * 2**20, f"RSS grew by {rss_growth / 2**20:.1f} MiB"
     ex.close()
 
 
@@ -222,8 +252,11 @@ def test_spec2im_explorer_decodes_tiles_into_tile_view(data):
     ex.set_latent(z)
     expected = model.decode(z.astype(np.float32))
     np.testing.assert_allclose(ex.tile_view.tile("decoded"), expected, rtol=1e-5, atol=1e-4)
-    nearest = int(np.argmin(np.linalg.norm(ex.index.z - z, axis=1)))
-    np.testing.assert_allclose(ex.tile_view.tile("measured"), pairs.images[nearest])
+    dist = np.linalg.norm(ex.index.z - z, axis=1)
+    # a briefly trained encoder may map several spectra to the same code: any of them is nearest
+    tied = np.flatnonzero(dist == dist.min())
+    nearest = next(int(i) for i in tied
+                   if np.array_equal(ex.tile_view.tile("measured"), pairs.images[i]))
     np.testing.assert_allclose(view.lines["measured"].y, pairs.spectra[nearest])
     three = np.argsort(np.linalg.norm(ex.index.z - z, axis=1))[:3]
     np.testing.assert_allclose(view.lines["mean of nearest"].y,
@@ -388,7 +421,8 @@ def wait_for(predicate, timeout: float = 20.0) -> bool:
 def test_training_runs_in_background_with_stop_and_resume(data):
     _, _, train, test = data
     progress = TrainingProgress(model=small_model(), train=train, test=test, epochs=5000,
-                                batch_size=32, poll_interval=0.05, event_interval_s=0.01)
+                                batch_size=32, poll_interval=0.05, event_interval_s=0.01,
+                                validation=0.1)
     assert progress.state == "idle"
     assert not progress.start_button.disabled and progress.stop_button.disabled
     progress.start_button.click()
