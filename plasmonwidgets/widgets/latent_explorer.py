@@ -27,6 +27,7 @@ import numpy as np
 
 from ..analysis import LatentIndex, cluster_latent, tile_errors
 from ._message import message_html
+from .browser_decoder import BrowserDecoder
 from .coalesce import Coalescer, Throttle
 from .colormaps import hex_colors, lut
 
@@ -107,6 +108,10 @@ class LatentExplorer(ipw.VBox):
     grid_size : nodes per side of the latent grid
     follow_viewer : when True, clicking a pixel on ``viewer`` moves the latent
         point to that pixel's encoding
+    browser_decode : also decode in the page (:class:`BrowserDecoder`): while a slider is
+        dragged the decoded view is redrawn in the browser on every move, and the
+        kernel's own decode follows at ``SECONDARY_INTERVAL_S`` (the notebook API and
+        the views' Python state are unchanged; without a browser nothing changes)
 
     Attributes
     ----------
@@ -134,6 +139,7 @@ class LatentExplorer(ipw.VBox):
         n_clusters: int = 6,
         grid_size: int = 8,
         follow_viewer: bool = False,
+        browser_decode: bool = True,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -172,6 +178,10 @@ class LatentExplorer(ipw.VBox):
         self.title = ipw.HTML()
         self.sliders = [self._make_slider(i) for i in range(d)]
         self.sliders_box = ipw.VBox(self.sliders)
+        self.browser_decoder = (BrowserDecoder(model, self.sliders,
+                                               attribute="y" if self._direction == "im2spec"
+                                               else "color")
+                                if browser_decode else None)
         dims = [(f"z{i}", i) for i in range(d)]
         self.dim_x = ipw.Dropdown(options=dims, value=0, description="x", layout={"width": "120px"})
         self.dim_y = ipw.Dropdown(options=dims, value=1, description="y", layout={"width": "120px"})
@@ -213,6 +223,9 @@ class LatentExplorer(ipw.VBox):
              self.neighbour_caption, self.neighbour_figure, self.k_slider],
         )
         self.children = [self.title, ipw.HBox([left, right]), self.status]
+        if self.browser_decoder is not None:
+            self.browser_decoder.on_status(self._update_title)
+            self.children += (self.browser_decoder,)
         self._update_title()
         self._recolor()
         self._place_point()
@@ -276,6 +289,10 @@ class LatentExplorer(ipw.VBox):
             self._rebuild_dims()
         else:
             self._update_slider_ranges()
+        if self.browser_decoder is not None:
+            with self.browser_decoder.hold_sync():
+                self.browser_decoder.sliders = list(self.sliders)
+                self.browser_decoder.set_model(model)
         self._update_pad_scales()
         self._update_title()
         self._recolor()
@@ -452,9 +469,10 @@ class LatentExplorer(ipw.VBox):
 
     def _update_title(self) -> None:
         d = self.index.latent_dim
+        where = " · decoded in the browser as you drag" if self._page_decodes() else ""
         self.title.value = (
             f"<b>{self._direction} latent explorer</b> — {d} latent dimensions, "
-            f"{len(self.index)} observed tiles"
+            f"{len(self.index)} observed tiles<small>{where}</small>"
         )
 
     def _update_pad_scales(self) -> None:
@@ -686,23 +704,38 @@ class LatentExplorer(ipw.VBox):
     def _publish(self, result: _Decoded | None) -> None:
         if result is None or result.generation != self._generation:
             return
+        self.last_output = result.output
+        self.last_neighbours = result.neighbours
+        if not self._page_decodes():
+            self._show_decoded(result)
+        if self.status.value:
+            self.status.value = ""
+        self._secondary.submit(result)
+
+    def _page_decodes(self) -> bool:
+        """True while the page draws the decoded view itself (BrowserDecoder ready)."""
+        return self.browser_decoder is not None and self.browser_decoder.ready
+
+    def _show_decoded(self, result: _Decoded) -> None:
+        """The decoded output and the nearest observed counterpart, in one view."""
         bp = result.neighbours
         if self._direction == "im2spec":
             # one call: both curves and the y range in one update
             self.spectrum_view.update(measured=bp.spectra[0], predictions={"decoded": result.output})
+            mark = self.spectrum_view.lines["decoded"]
         else:
             self.tile_view.set_tiles(measured=bp.images[0], predictions={"decoded": result.output})
-        self.last_output = result.output
-        self.last_neighbours = bp
-        if self.status.value:
-            self.status.value = ""
-        self._secondary.submit(result)
+            mark = self.tile_view.heatmaps["decoded"]
+        if self.browser_decoder is not None:
+            self.browser_decoder.set_target(mark)
 
     def _publish_secondary(self, result: _Decoded) -> None:
         """The observed inputs behind the latent point: the other-direction view, the
         nearest-tile strip and markers, and the highlight on the HAADF viewer."""
         if result.generation != self._generation:
             return
+        if self._page_decodes():  # the kernel's value for the same point, a few times a second
+            self._show_decoded(result)
         bp = result.neighbours
         mean_label = "mean of nearest"  # fixed name: changing k must not add curves
         if self._direction == "im2spec":

@@ -74,7 +74,8 @@ def voila_server(tmp_path_factory, artifacts):
 
 
 @pytest.fixture(scope="session")
-def browser(voila_server):
+def browser():
+    """One headless Chromium for the whole session (one Playwright per process)."""
     sync_playwright = _require_browser()
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     with sync_playwright() as pw:

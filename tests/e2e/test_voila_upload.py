@@ -19,7 +19,7 @@ import nbformat
 import pytest
 
 from plasmonwidgets.cli import dashboard_notebook, demo_command
-from plasmonwidgets.serve import CHROMIUM, CHROMIUM_ARGS, VoilaProcess, free_port
+from plasmonwidgets.serve import VoilaProcess, free_port
 
 pytestmark = pytest.mark.browser
 
@@ -31,18 +31,6 @@ PAGE_TIMEOUT_MS = 90_000
 
 INPUT = ".pw-upload input.pw-upload-input"
 CHOOSER_ERROR = ".pw-message.pw-error"
-
-
-def _sync_playwright():
-    if not CHROMIUM.exists():
-        pytest.skip(f"BROWSER TESTS SKIPPED: no Chromium at {CHROMIUM}. Install Debian's chromium "
-                    "(apt-get install chromium) or set PLASMONWIDGETS_CHROMIUM to its path.")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("BROWSER TESTS SKIPPED: the playwright package is not installed "
-                    "(pip install playwright; no browser download needed)")
-    return sync_playwright
 
 
 def _notebook(folder: Path) -> Path:
@@ -59,8 +47,7 @@ def _notebook(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def upload_server(tmp_path_factory):
-    sync_playwright = _sync_playwright()
+def upload_server(tmp_path_factory, browser):
     if not DM4.is_file():
         pytest.skip(f"real DigitalMicrograph test file not found at {DM4}")
     site = tmp_path_factory.mktemp("upload-site")
@@ -80,29 +67,24 @@ def upload_server(tmp_path_factory):
     server = VoilaProcess(cmd, port, artifacts / "voila_upload_server.log", cwd=ROOT, env=env)
     try:
         server.wait_ready(60.0)
-        yield server, sync_playwright
+        yield server
     finally:
         server.stop()
 
 
 @pytest.fixture(scope="module")
-def page(upload_server):
-    server, sync_playwright = upload_server
-    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS),
-                                     headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1000, "height": 800})
-            page.set_default_timeout(30_000)
-            page.closed_sockets = []  # kernel websockets that closed: a dropped connection
-            page.on("websocket", lambda ws: ws.on(
-                "close", lambda _ws: page.closed_sockets.append(ws.url)))
-            page.goto(server.url, wait_until="domcontentloaded")
-            page.locator(INPUT).wait_for(state="attached", timeout=PAGE_TIMEOUT_MS)
-            yield page
-        finally:
-            browser.close()
+def page(upload_server, browser):
+    """The chooser page in the session's Chromium (conftest.py), kernel websockets watched."""
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.set_default_timeout(30_000)
+    page.closed_sockets = []  # kernel websockets that closed: a dropped connection
+    page.on("websocket", lambda ws: ws.on("close", lambda _ws: page.closed_sockets.append(ws.url)))
+    try:
+        page.goto(upload_server.url, wait_until="domcontentloaded")
+        page.locator(INPUT).wait_for(state="attached", timeout=PAGE_TIMEOUT_MS)
+        yield page
+    finally:
+        page.close()
 
 
 def _listed(page, text: str) -> None:

@@ -1,0 +1,153 @@
+"""The decoder exported to the page computes what model.decode computes; the explorer
+hands the decoded view to the page once it says it is drawing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import plasmonwidgets as pw
+from plasmonwidgets import pretrained
+from plasmonwidgets.nn.export import decoder_program
+from plasmonwidgets.widgets import latent_explorer as le
+from plasmonwidgets.widgets.browser_decoder import BrowserDecoder
+
+NODE = shutil.which("node")
+MODULE = (Path(le.__file__).parent / "static" / "browser_decoder.js").as_uri()
+
+
+def _randomised(model):
+    """Random weights and batch-norm statistics, so every step of the program matters."""
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, buf in model.named_buffers():
+            if name.endswith("running_mean"):
+                buf.copy_(torch.randn(buf.shape, generator=gen) * 0.3)
+            elif name.endswith("running_var"):
+                buf.copy_(torch.rand(buf.shape, generator=gen) + 0.5)
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+        model.y_offset.copy_(torch.rand(model.y_offset.shape, generator=gen) * 100)
+        model.y_scale.fill_(37.5)
+    return model
+
+
+def _node_decode(model, z: np.ndarray, tmp_path: Path) -> np.ndarray:
+    ops, weights = decoder_program(model)
+    (tmp_path / "ops.json").write_text(json.dumps(ops))
+    (tmp_path / "weights.bin").write_bytes(weights.astype(np.float32).tobytes())
+    (tmp_path / "z.json").write_text(json.dumps(z.tolist()))
+    script = f"""
+import {{ runProgram }} from {json.dumps(MODULE)};
+import {{ readFileSync }} from "node:fs";
+const dir = {json.dumps(str(tmp_path))};
+const ops = JSON.parse(readFileSync(dir + "/ops.json", "utf8"));
+const buf = readFileSync(dir + "/weights.bin");
+const weights = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+const zs = JSON.parse(readFileSync(dir + "/z.json", "utf8"));
+console.log(JSON.stringify(zs.map((z) => {{ const [y, shape] = runProgram(ops, weights, z);
+  return {{y: Array.from(y), shape}}; }})));
+"""
+    out = subprocess.run([NODE, "--input-type=module", "-e", script], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    results = json.loads(out)
+    return np.stack([np.asarray(r["y"], np.float32).reshape(r["shape"]) for r in results])
+
+
+@pytest.mark.skipif(NODE is None, reason="needs node to run the page's decoder module")
+@pytest.mark.parametrize("kind", ["im2spec", "spec2im", "spec2im-unsymmetric",
+                                  "packaged im2spec_10", "packaged spec2im_2"])
+def test_page_decoder_matches_model_decode(kind, tmp_path):
+    if kind.startswith("packaged"):
+        direction, latent = kind.split()[1].split("_")
+        model = pretrained.load_default(direction, int(latent), device="cpu")
+    elif kind == "im2spec":
+        model = _randomised(pw.Im2Spec(16, 40, 3, n_filters_enc=8, n_filters_dec=8, device="cpu"))
+    else:
+        model = _randomised(pw.Spec2Im(40, 16, 3, n_filters_enc=8, n_filters_dec=8, pool=4,
+                                       symmetric=kind == "spec2im", device="cpu"))
+    z = np.random.default_rng(0).normal(0, 2, (4, model.latent_dim)).astype(np.float32)
+    expected = model.decode(z)
+    got = _node_decode(model, z, tmp_path)
+    assert got.shape == expected.shape
+    scale = float(np.abs(expected).max())
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_export_refuses_what_it_cannot_express():
+    with pytest.raises(TypeError, match="expected an Im2Spec or Spec2Im"):
+        decoder_program(torch.nn.Linear(2, 2))
+    model = pw.Im2Spec(16, 40, 2, n_filters_enc=4, n_filters_dec=4, device="cpu")
+    with pytest.raises(ValueError, match="one slider per latent dimension"):
+        BrowserDecoder(model, [])
+    with pytest.raises(ValueError, match="attribute must be 'y'"):
+        BrowserDecoder(model, [None, None], attribute="x")
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.set_num_threads(1)
+    si = pw.datasets.nanocube_array(seed=0, size=32).bin(energy=4)
+    pairs = pw.make_tiles(si, window=16)
+    train, test = pairs.split("halves")
+    model = pw.Im2Spec(16, si.n_energy, 2, n_filters_enc=8, n_filters_dec=8, device="cpu")
+    pw.train(model, train, test, epochs=1)
+    return model, pairs
+
+
+def _page_says(decoder: BrowserDecoder, content: dict) -> None:
+    decoder._handle_custom_msg(content, [])  # how ipywidgets delivers a message from the page
+
+
+def test_explorer_hands_the_decoded_curve_to_the_page(trained, monkeypatch):
+    model, pairs = trained
+    monkeypatch.setattr(le, "SECONDARY_INTERVAL_S", 30.0)  # hold kernel follow-ups back
+    ex = le.LatentExplorer(model, pairs, mode="thread")
+    try:
+        assert ex.wait(10)
+        line = ex.spectrum_view.lines["decoded"]
+        assert ex.browser_decoder.target is line  # bound to the mark once it exists
+        assert not ex.browser_decoder.ready
+        # the page binds and says so: the title tells the user, the kernel steps back
+        _page_says(ex.browser_decoder, {"type": "ready"})
+        assert ex.browser_decoder.ready and "decoded in the browser" in ex.title.value
+        before = np.array(line.y)
+        slider = ex.sliders[0]
+        slider.value = float(slider.min + 0.8 * (slider.max - slider.min))
+        ex._coalescer.wait_idle(10)
+        np.testing.assert_allclose(ex.last_output, model.decode(ex.z.astype(np.float32)),
+                                   rtol=1e-5)
+        np.testing.assert_array_equal(np.array(line.y), before)  # drawn by the page, not here
+        # the page fails: the kernel draws again at once
+        _page_says(ex.browser_decoder, {"type": "error", "message": "boom"})
+        assert not ex.browser_decoder.ready and ex.browser_decoder.failed == "boom"
+        slider.value = float(slider.min + 0.3 * (slider.max - slider.min))
+        ex._coalescer.wait_idle(10)
+        np.testing.assert_allclose(np.array(line.y), model.decode(ex.z.astype(np.float32)),
+                                   rtol=1e-5, atol=1e-4)
+        assert "decoded in the browser" not in ex.title.value
+    finally:
+        ex.close()
+
+
+def test_retrained_model_is_sent_to_the_page(trained):
+    model, pairs = trained
+    ex = le.LatentExplorer(model, pairs, mode="sync")
+    try:
+        old = ex.browser_decoder.weights
+        other = model.clone()
+        with torch.no_grad():
+            other.decoder.fc.bias.add_(1.0)
+        ex.set_model(other)
+        assert ex.browser_decoder.weights != old
+        assert ex.browser_decoder.sliders == ex.sliders
+        ops, weights = decoder_program(other)
+        assert ex.browser_decoder.weights == weights.tobytes() and ex.browser_decoder.ops == ops
+    finally:
+        ex.close()
