@@ -728,9 +728,10 @@ class Dashboard(ipw.VBox):
         if explorer is None:
             explorer = LatentExplorer(model, self.pairs, viewer=self.latent_viewer,
                                       mode=self.decode_mode)
-            view = explorer.spectrum_view if key[0] == "im2spec" else None
-            if view is not None:
-                view.figure.add_class("pw-latent-spectrum")
+            if key[0] == "im2spec":
+                explorer.spectrum_view.figure.add_class("pw-latent-spectrum")
+            else:
+                explorer.tile_view.add_class("pw-latent-tiles")
             explorer.add_class("pw-latent-explorer")
             self.explorers[key] = explorer
         self.latent_holder.children = (explorer,)

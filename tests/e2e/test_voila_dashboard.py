@@ -246,6 +246,31 @@ def test_latent_slider_redraws_and_latency(dashboard_page, artifacts):
     assert figures["input_to_path_update_ms"]["p50"] <= 250
 
 
+def test_spec2im_tiles_are_decoded_in_the_page(dashboard_page, artifacts):
+    """The spec2im explorer draws its decoded tile in the browser while a slider moves."""
+    page = dashboard_page
+    _open_tab(page, "Latent")
+    page.locator(".widget-dropdown select").filter(has_text="spec2im 2 latent").first \
+        .select_option(label="spec2im 2 latent")
+    title = page.locator(".pw-latent-explorer", has_text="spec2im latent explorer")
+    title.filter(has_text="decoded in the browser").wait_for(timeout=TAB_TIMEOUT_MS)
+    tiles = page.locator(".pw-latent-tiles").first
+    handle = title.locator(".widget-slider .noUi-handle").first
+    hb = handle.bounding_box()
+    before = tiles.screenshot()
+    page.mouse.move(hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2)
+    page.mouse.down()
+    for dx in range(0, 90, 6):
+        page.mouse.move(hb["x"] + hb["width"] / 2 + dx, hb["y"] + hb["height"] / 2)
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    assert tiles.screenshot() != before, "the decoded tile did not change while dragging"
+    # still drawn by the page: a failure in the page's decoder would have removed the note
+    assert "decoded in the browser" in title.first.inner_text()
+    page.screenshot(path=str(artifacts / "dashboard_latent_spec2im.png"), full_page=True)
+    _assert_no_errors(page, "after dragging the spec2im explorer")
+
+
 def test_training_progress_advances_and_stops(dashboard_page, artifacts):
     page = dashboard_page
     _open_tab(page, "Train")
