@@ -151,3 +151,47 @@ def test_retrained_model_is_sent_to_the_page(trained):
         assert ex.browser_decoder.weights == weights.tobytes() and ex.browser_decoder.ops == ops
     finally:
         ex.close()
+
+
+@pytest.mark.skipif(NODE is None, reason="needs node to run the page's decoder module")
+def test_page_keeps_its_newer_curve_over_a_stale_kernel_value(tmp_path):
+    """The widget half of browser_decoder.js, driven with stand-in widget models: a slider
+    move redraws the mark; a later (older) value from the kernel is replaced at once."""
+    model = _randomised(pw.Im2Spec(16, 40, 2, n_filters_enc=4, n_filters_dec=4, device="cpu"))
+    ops, weights = decoder_program(model)
+    (tmp_path / "ops.json").write_text(json.dumps(ops))
+    (tmp_path / "weights.bin").write_bytes(weights.tobytes())
+    script = f"""
+import widget from {json.dumps(MODULE)};
+import {{ readFileSync }} from "node:fs";
+const dir = {json.dumps(str(tmp_path))};
+class Model {{  // the part of a Backbone widget model the module uses
+  constructor(state) {{ this.state = state; this.handlers = {{}}; this.sent = []; }}
+  get(k) {{ return this.state[k]; }}
+  set(k, v, options) {{ this.state[k] = v; for (const f of this.handlers["change:" + k] || []) f(this, v, options); }}
+  on(e, f) {{ for (const n of e.split(" ")) (this.handlers[n] ||= []).push(f); }}
+  off(e, f) {{ this.handlers[e] = (this.handlers[e] || []).filter((g) => g !== f); }}
+  send(m) {{ this.sent.push(m); }}
+}}
+const sliders = [new Model({{value: 0.5}}), new Model({{value: -1.0}})];
+const line = new Model({{y: null}});
+const models = {{s0: sliders[0], s1: sliders[1], line}};
+const buf = readFileSync(dir + "/weights.bin");
+const decoder = new Model({{ops: JSON.parse(readFileSync(dir + "/ops.json", "utf8")),
+  weights: new DataView(buf.buffer, buf.byteOffset, buf.byteLength),
+  sliders: ["IPY_MODEL_s0", "IPY_MODEL_s1"], target: "IPY_MODEL_line", attribute: "y"}});
+decoder.widget_manager = {{ get_model: async (id) => models[id] }};
+await widget.initialize({{ model: decoder }});
+sliders[1].set("value", 2.0);               // the hand moves: the page draws
+const drawn = Array.from(line.get("y"));
+line.set("y", new Float32Array(40).fill(7)); // an older value arrives from the kernel
+console.log(JSON.stringify({{sent: decoder.sent, drawn, after: Array.from(line.get("y"))}}));
+"""
+    out = subprocess.run([NODE, "--input-type=module", "-e", script], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    result = json.loads(out)
+    assert {"type": "ready"} in result["sent"]
+    expected = model.decode(np.array([0.5, 2.0], np.float32))
+    scale = float(np.abs(expected).max())
+    np.testing.assert_allclose(result["drawn"], expected, rtol=1e-4, atol=1e-5 * scale)
+    np.testing.assert_allclose(result["after"], result["drawn"])  # the page's newer curve stays
