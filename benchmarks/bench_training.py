@@ -204,6 +204,35 @@ def fmt(value: float | None, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def markdown(result: dict) -> str:
+    """The run and the baselines as the Markdown tables of docs/benchmarks.md."""
+    peaks = result["matmul_peak_gflops"]
+    lines = ["| model | config | final NMSE % mean / median | target | met | t→target s "
+             "| t→common s (level) | samples/s | GFLOP/s (% peak) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["runs"]:
+        peak = peaks["bf16" if r["precision"] == "bfloat16" else "fp32"]
+        met = r["final_nmse"]["mean"] <= r["target"]
+        lines.append(
+            f"| {r['direction']} {r['latent_dim']} | {r['config']} | "
+            f"{r['final_nmse']['mean']:.3g} / {r['final_nmse']['median']:.3g} | "
+            f"≤ {r['target']:g} | {'yes' if met else 'no'} | {fmt(r['time_to_target_s'])} | "
+            f"{fmt(r['time_to_common_s'])} ({r['common_level']:.3g} %) | "
+            f"{r['samples_per_s']:.0f} | {r['achieved_gflops']:.0f} "
+            f"({100 * r['achieved_gflops'] / peak:.0f} %) |")
+    base = result["baselines"]
+    names = list(next(iter(base.values())))
+    lines += ["", "| | " + " | ".join(names) + " | symmetry bound |",
+              "|---|" + "---|" * (len(names) + 1)]
+    bound = result["spec2im_symmetry_bound"]
+    for direction, res in base.items():
+        cells = [f"{res[n]['mean']:.3g} / {res[n]['median']:.3g}" for n in names]
+        extra = (f"{bound['mean']:.3g} / {bound['median']:.3g}" if direction == "spec2im"
+                 else "–")
+        lines.append(f"| {direction} | " + " | ".join(cells) + f" | {extra} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 epochs per run (smoke test)")
@@ -281,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
               "spec2im_symmetry_bound": bound, "runs": runs,
               "wall_s": time.perf_counter() - t0}
     args.out.write_text(json.dumps(result, indent=1))
+    print("\n" + markdown(result))
     print(f"\nwrote {args.out} ({result['wall_s']:.0f} s)")
     return 0
 

@@ -37,3 +37,20 @@ def dm4() -> Path:
     if not DM4.is_file():
         pytest.skip(f"real DigitalMicrograph test file not found at {DM4}")
     return DM4
+
+
+@pytest.fixture(scope="module")
+def small_trained():
+    """A 32x32 built-in scan (25 channels), its tiles and halves split, and a small
+    2-latent Im2Spec trained for one epoch: (si, pairs, train, test, model)."""
+    import torch
+
+    import plasmonwidgets as pw
+
+    torch.set_num_threads(1)
+    si = pw.datasets.nanocube_array(seed=0, size=32).bin(energy=4)
+    pairs = pw.make_tiles(si, window=16)
+    train, test = pairs.split("halves")
+    model = pw.Im2Spec(16, si.n_energy, 2, n_filters_enc=8, n_filters_dec=8, device="cpu")
+    pw.train(model, train, test, epochs=1)
+    return si, pairs, train, test, model

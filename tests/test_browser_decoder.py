@@ -90,23 +90,13 @@ def test_export_refuses_what_it_cannot_express():
         BrowserDecoder(model, [None, None], attribute="x")
 
 
-@pytest.fixture(scope="module")
-def trained():
-    torch.set_num_threads(1)
-    si = pw.datasets.nanocube_array(seed=0, size=32).bin(energy=4)
-    pairs = pw.make_tiles(si, window=16)
-    train, test = pairs.split("halves")
-    model = pw.Im2Spec(16, si.n_energy, 2, n_filters_enc=8, n_filters_dec=8, device="cpu")
-    pw.train(model, train, test, epochs=1)
-    return model, pairs
-
-
 def _page_says(decoder: BrowserDecoder, content: dict) -> None:
     decoder._handle_custom_msg(content, [])  # how ipywidgets delivers a message from the page
 
 
-def test_explorer_hands_the_decoded_curve_to_the_page(trained, monkeypatch):
-    model, pairs = trained
+def test_explorer_hands_the_decoded_curve_to_the_page(small_trained, monkeypatch):
+    *_, model = small_trained
+    pairs = small_trained[1]
     monkeypatch.setattr(le, "SECONDARY_INTERVAL_S", 30.0)  # hold kernel follow-ups back
     ex = le.LatentExplorer(model, pairs, mode="thread")
     try:
@@ -136,8 +126,9 @@ def test_explorer_hands_the_decoded_curve_to_the_page(trained, monkeypatch):
         ex.close()
 
 
-def test_retrained_model_is_sent_to_the_page(trained):
-    model, pairs = trained
+def test_retrained_model_is_sent_to_the_page(small_trained):
+    *_, model = small_trained
+    pairs = small_trained[1]
     ex = le.LatentExplorer(model, pairs, mode="sync")
     try:
         old = ex.browser_decoder.weights
@@ -168,7 +159,10 @@ const dir = {json.dumps(str(tmp_path))};
 class Model {{  // the part of a Backbone widget model the module uses
   constructor(state) {{ this.state = state; this.handlers = {{}}; this.sent = []; }}
   get(k) {{ return this.state[k]; }}
-  set(k, v, options) {{ this.state[k] = v; for (const f of this.handlers["change:" + k] || []) f(this, v, options); }}
+  set(k, v, options) {{
+    this.state[k] = v;
+    for (const f of this.handlers["change:" + k] || []) f(this, v, options);
+  }}
   on(e, f) {{ for (const n of e.split(" ")) (this.handlers[n] ||= []).push(f); }}
   off(e, f) {{ this.handlers[e] = (this.handlers[e] || []).filter((g) => g !== f); }}
   send(m) {{ this.sent.push(m); }}

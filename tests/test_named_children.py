@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
-import torch
 
 import plasmonwidgets as pw
 from plasmonwidgets.widgets import LatentExplorer, SpectrumView, TrainingProgress
 from plasmonwidgets.widgets.dashboard import Dashboard
 
 
-@pytest.fixture(scope="module")
-def small():
-    torch.set_num_threads(1)
-    si = pw.datasets.nanocube_array(seed=0, size=32).bin(energy=4)
-    pairs = pw.make_tiles(si, window=16)
-    train, test = pairs.split("halves")
-    model = pw.Im2Spec(16, si.n_energy, 2, n_filters_enc=8, n_filters_dec=8, device="cpu")
-    pw.train(model, train, test, epochs=1)
-    return si, pairs, train, test, model
-
-
-def test_latent_explorer_children_drive_the_decoder(small):
-    _, pairs, _, _, model = small
+def test_latent_explorer_children_drive_the_decoder(small_trained):
+    _, pairs, _, _, model = small_trained
     view = SpectrumView()
     ex = LatentExplorer(model, pairs, spectrum_view=view, mode="sync")
     named = ex.children_by_name
@@ -38,8 +25,8 @@ def test_latent_explorer_children_drive_the_decoder(small):
     ex.close()
 
 
-def test_training_progress_children_start_and_stop_a_run(small):
-    _, _, train, test, _ = small
+def test_training_progress_children_start_and_stop_a_run(small_trained):
+    _, _, train, test, _ = small_trained
     model = pw.Im2Spec(16, train.spectra.shape[1], 2, n_filters_enc=8, n_filters_dec=8,
                        device="cpu")
     progress = TrainingProgress(model=model, train=train, test=test, epochs=500,
@@ -54,8 +41,8 @@ def test_training_progress_children_start_and_stop_a_run(small):
     assert not named["resume"].disabled
 
 
-def test_dashboard_children_name_built_parts_only(small, tmp_path):
-    si = small[0]
+def test_dashboard_children_name_built_parts_only(small_trained, tmp_path):
+    si = small_trained[0]
     d = Dashboard(si, data_dir=tmp_path, use_pretrained=False, decode_mode="sync", epochs=1)
     try:
         named = d.children_by_name

@@ -259,12 +259,13 @@ class LatentExplorer(ipw.VBox):
             self._place_point()
         self._request()
 
-    def wait(self, timeout: float | None = 5.0) -> bool:
-        """Block until the latest latent point has been decoded and shown in every view."""
+    def wait(self, timeout: float | None = 5.0, all_views: bool = True) -> bool:
+        """Block until the latest latent point has been decoded and shown in every view
+        (``all_views=False``: in the decoded view; the throttled ones may follow later)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._coalescer.wait_idle(timeout):
             return False
-        while self._secondary.pending:
+        while all_views and self._secondary.pending:
             if deadline is not None and time.monotonic() > deadline:
                 return False
             time.sleep(0.01)
