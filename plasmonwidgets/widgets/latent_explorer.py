@@ -216,13 +216,16 @@ class LatentExplorer(ipw.VBox):
         left = ipw.VBox(
             [self.pad, ipw.HBox([self.dim_x, self.dim_y, self.color_by]), self.legend,
              self.sliders_box],
-            layout={"width": "440px"},
+            layout={"width": "440px", "flex": "0 0 auto"},
         )
         right = ipw.VBox(
             [ipw.HBox([self.mode_toggle, self.grid_size]), self.output_box,
              self.neighbour_caption, self.neighbour_figure, self.k_slider],
+            layout={"flex": "0 0 auto"},
         )
-        self.children = [self.title, ipw.HBox([left, right]), self.status]
+        # columns keep their size; in a narrow output the right one wraps below the pad
+        self.children = [self.title, ipw.HBox([left, right], layout={"flex_flow": "row wrap"}),
+                         self.status]
         if self.browser_decoder is not None:
             self.browser_decoder.on_status(self._update_title)
             self.children += (self.browser_decoder,)
