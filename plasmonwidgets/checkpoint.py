@@ -11,22 +11,39 @@ Reading uses ``torch.load(weights_only=True)``: only tensors and plain container
 unpickled, so a foreign or malicious file cannot execute code; it is refused with a
 :class:`CheckpointError`. Writing goes to a temporary file in the same directory that is
 then renamed over the target (``os.replace`` is atomic), so a save interrupted at any
-point leaves the previous file intact.
+point leaves the previous file intact; leftovers of a killed save are removed by the next
+save or read of that path.
+
+Before a model is built, :func:`read_checkpoint` checks every field's type and the
+architecture sizes in ``config`` against the weight shapes, without allocating anything:
+a crafted config (``n_energy=2e7``) fails at once instead of building a huge network.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from . import safe_save
+
 FORMAT = "plasmonwidgets-model"
 FORMAT_VERSION = 1
 _REQUIRED = ("format_version", "model_class", "config", "state_dict")
+#: largest value each architecture size may take in a file (far above any real model;
+#: they bound what a crafted config can make us allocate before the weights are compared)
+SIZE_LIMITS = {"window": 1024, "n_energy": 65536, "latent_dim": 1024, "n_layers_enc": 16,
+               "n_filters_enc": 512, "n_filters_dec": 512, "pool": 4096}
+_MAX_DILATION, _MAX_DILATIONS = 64, 16
+#: (input shape, target shape) of each model class, from its config
+_IO_SHAPES = {
+    "Im2Spec": lambda c: ((c["window"], c["window"]), (c["n_energy"],)),
+    "Spec2Im": lambda c: ((c["n_energy"],), (c["window"], c["window"])),
+}
 
 
 class CheckpointError(ValueError):
@@ -37,12 +54,6 @@ def _package_version() -> str:
     from . import __version__
 
     return __version__
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_checkpoint(path: str | os.PathLike, *, model_class: str, config: dict,
@@ -66,19 +77,16 @@ def write_checkpoint(path: str | os.PathLike, *, model_class: str, config: dict,
         "energy": None if energy is None else energy.detach().cpu(),
         "extra": dict(extra or {}),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    safe_save.recover(path)  # leftovers of an earlier, interrupted save
+    tmp = safe_save.temp_path(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "xb") as fh:  # the usual file mode (umask applies)
             torch.save(payload, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
+        safe_save.move_into_place(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        safe_save.remove(tmp)
         raise
     return path
 
@@ -103,6 +111,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     file and CheckpointError for anything that is not a complete, compatible checkpoint.
     """
     path = Path(path)
+    safe_save.recover(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
     if path.stat().st_size == 0:
@@ -143,6 +152,112 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"({_package_version()}) reads versions 1..{FORMAT_VERSION}; it was written by "
             f"plasmonwidgets {payload.get('package_version', '?')} - upgrade to read it"
         )
-    if not isinstance(payload["config"], dict) or not isinstance(payload["state_dict"], dict):
-        raise CheckpointError(f"{path}: 'config' and 'state_dict' must be dicts")
+    validate_payload(payload, path)
     return payload
+
+
+def validate_payload(payload: dict[str, Any], path: str | os.PathLike) -> None:
+    """Check types and sizes of a checkpoint payload before any model is built.
+
+    ``model_class`` a str; ``config`` sizes positive ints within :data:`SIZE_LIMITS`;
+    ``state_dict`` str -> tensors backed by stored data (no stride tricks that make a
+    small file declare a huge tensor), finite; the normalisation buffers and the dense
+    layers agree with the config's window / n_energy / latent_dim; ``energy`` None or
+    a finite 1-D float tensor of n_energy values. Raises CheckpointError naming ``path``.
+    """
+    name = payload["model_class"]
+    if not isinstance(name, str):
+        raise CheckpointError(f"{path}: 'model_class' must be a class name (str), got "
+                              f"{type(name).__name__} {name!r:.80}")
+    config, state = payload["config"], payload["state_dict"]
+    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+        raise CheckpointError(f"{path}: 'config' must be a dict of architecture settings")
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise CheckpointError(f"{path}: 'state_dict' must be a dict of named weight tensors")
+    if not isinstance(payload.get("extra", {}), dict):
+        raise CheckpointError(f"{path}: 'extra' must be a dict")
+    _check_sizes(config, path)
+    for key, value in state.items():
+        _check_tensor(key, value, path)
+    if name in _IO_SHAPES:
+        _check_shapes(name, config, state, path)
+    energy = payload.get("energy")
+    if energy is not None:
+        if not isinstance(energy, torch.Tensor) or not energy.is_floating_point():
+            raise CheckpointError(f"{path}: 'energy' must be a float tensor of energies (eV) "
+                                  f"or None, got {type(energy).__name__} {energy!r:.80}")
+        _check_tensor("energy", energy, path)
+        if tuple(energy.shape) != (config["n_energy"],):
+            raise CheckpointError(f"{path}: 'energy' has shape {tuple(energy.shape)}, but the "
+                                  f"config says n_energy={config['n_energy']}")
+
+
+def _check_sizes(config: dict, path: Any) -> None:
+    for key in ("window", "n_energy", "latent_dim"):
+        if key not in config:
+            raise CheckpointError(f"{path}: 'config' lacks {key!r}")
+    for key, limit in SIZE_LIMITS.items():
+        if key not in config:
+            continue
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+            raise CheckpointError(
+                f"{path}: config {key}={value!r:.40} is not a size this program builds (an "
+                f"integer from 1 to {limit}); the file is damaged or was not written by "
+                "plasmonwidgets")
+    dil = config.get("dilations", (1,))
+    if (not isinstance(dil, (list, tuple)) or not 1 <= len(dil) <= _MAX_DILATIONS
+            or any(isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= _MAX_DILATION
+                   for d in dil)):
+        raise CheckpointError(f"{path}: config dilations={dil!r:.80} must be 1 to "
+                              f"{_MAX_DILATIONS} integers from 1 to {_MAX_DILATION}")
+    for key in ("symmetric",):
+        if key in config and not isinstance(config[key], bool):
+            raise CheckpointError(f"{path}: config {key}={config[key]!r:.40} must be True/False")
+    seed = config.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise CheckpointError(f"{path}: config seed={seed!r:.40} must be an integer or None")
+
+
+def _check_tensor(key: str, value: Any, path: Any) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise CheckpointError(f"{path}: state_dict entry {key!r} is a {type(value).__name__}, "
+                              "not a tensor")
+    if value.layout != torch.strided or value.is_quantized:
+        raise CheckpointError(f"{path}: state_dict entry {key!r} is not a plain dense tensor")
+    # a view may address memory only inside the storage the file holds
+    if value.numel():
+        end = value.storage_offset() + sum((n - 1) * abs(st) for n, st in
+                                           zip(value.shape, value.stride())) + 1
+        if (end * value.element_size() > value.untyped_storage().nbytes()
+                or value.numel() * value.element_size() > value.untyped_storage().nbytes()):
+            raise CheckpointError(f"{path}: state_dict entry {key!r} declares shape "
+                                  f"{tuple(value.shape)} but the file holds less data for it")
+    if value.is_floating_point() and value.numel() and not bool(torch.isfinite(value).all()):
+        raise CheckpointError(f"{path}: {key!r} contains NaN or infinite values; the model "
+                              "diverged or the file is damaged")
+
+
+def _check_shapes(name: str, config: dict, state: dict, path: Any) -> None:
+    """The weights whose shapes follow from the config, compared before building."""
+    inp, out = _IO_SHAPES[name](config)
+    d = config["latent_dim"]
+    expected = {"x_offset": inp, "y_offset": out}
+    f_enc, f_dec = config.get("n_filters_enc"), config.get("n_filters_dec")
+    if name == "Im2Spec" and f_enc and f_dec:
+        expected["encoder.fc.weight"] = (d, f_enc * config["window"] ** 2)
+        expected["decoder.fc.weight"] = (f_dec * config["n_energy"], d)
+    elif name == "Spec2Im" and f_enc and f_dec:
+        length = math.ceil(config["n_energy"] / config.get("pool", 1))
+        expected["encoder.fc.weight"] = (d, f_enc * length)
+        expected["decoder.fc.weight"] = (f_dec * (config["window"] // 4) ** 2, d)
+    for key, shape in expected.items():
+        if key not in state:
+            raise CheckpointError(f"{path}: state_dict lacks {key!r}; the file is incomplete or "
+                                  f"not a {name} checkpoint")
+        if tuple(state[key].shape) != tuple(shape):
+            raise CheckpointError(
+                f"{path}: checkpoint does not match its config: {key!r} has shape "
+                f"{tuple(state[key].shape)}, but window={config['window']}, n_energy="
+                f"{config['n_energy']}, latent_dim={d} need {tuple(shape)}; the file is "
+                "damaged or was edited")

@@ -168,7 +168,13 @@ def _metadata_arrays(metadata: dict) -> dict[str, np.ndarray]:
 
 def _to_spectrum_image(cached: SpectrumImage) -> SpectrumImage:
     """A new SpectrumImage with its own copies of the cached arrays and metadata."""
-    return cached.replace(spectra=cached.spectra.copy(), haadf=cached.haadf.copy())
+    si = cached.replace(spectra=cached.spectra.copy(), haadf=cached.haadf.copy())
+    # like a loaded file's: where the data came from, named for messages and displays
+    sim = si.metadata.get("simulation", {})
+    si.metadata.setdefault("source", {
+        "name": f"simulated nanocube array (seed {sim.get('seed', '?')})",
+        "dataset": "nanocube_array"})
+    return si
 
 
 def _read(path: Path, key: str) -> SpectrumImage | None:

@@ -23,10 +23,6 @@ import json
 import logging
 import os
 import re
-import shutil
-import struct
-import sys
-import uuid
 import warnings
 import zipfile
 import zlib
@@ -35,9 +31,13 @@ from typing import Any
 
 import numpy as np
 
+from . import safe_save
+from .file_names import caller_stacklevel, lazy_read_errors, messages_as
+from .file_safety import DataFileError, check_data_file, default_memory_budget, fmt_bytes
 from .spectrum_image import Normalization, SpectrumImage, _is_lazy
 
-__all__ = ["DataFileError", "from_hyperspy", "load", "save", "to_hyperspy"]
+__all__ = ["DataFileError", "check_data_file", "default_memory_budget", "from_hyperspy",
+           "lazy_read_errors", "load", "save", "to_hyperspy"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ _SAVE_FORMATS = (".hspy", ".zspy", ".npz")
 _GROUP = "plasmonwidgets"  # name of our group inside a HyperSpy signal's metadata
 _FORMAT_VERSION = 1
 STAND_IN = "summed-intensity stand-in"
+NO_IMAGE = "none (blank: SI too large for a stand-in)"
 _REPAIR_HINT = (". To use the data anyway, load it with hyperspy.api.load, repair it, and call "
                 "SpectrumImage.from_hyperspy(signal, haadf)")
 
@@ -65,23 +66,9 @@ _ENERGY = {"eV": 1.0, "keV": 1e3, "meV": 1e-3}
 _FOV_RTOL = 0.02  # header pixel sizes are rounded; 2 % still catches a wrong image
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
 def _warn(message: str) -> None:
-    """UserWarning attributed to the first caller outside plasmonwidgets."""
-    frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
-            _PACKAGE_DIR + os.sep):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, UserWarning, stacklevel=level)
-
-
-class DataFileError(ValueError):
-    """A data file cannot be used: missing, unreadable, damaged, or not what was expected.
-
-    The message names the file, says what is wrong and what to do about it.
-    """
+    """UserWarning attributed to the first caller outside plasmonwidgets (the user's line)."""
+    warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
 
 
 # --------------------------------------------------------------------------- hyperspy
@@ -123,33 +110,10 @@ def _quiet_reader():
         logger.removeFilter(flt)
 
 
-def _check_dm_header(path: Path, role: str) -> None:
-    """DigitalMicrograph files start with (version, length of the tag data, byte order):
-    catch a wrong file type or a truncated copy before the reader fails obscurely."""
-    with open(path, "rb") as f:
-        head = f.read(16)
-    version = struct.unpack(">I", head[:4])[0] if len(head) >= 4 else None
-    if version not in (3, 4) or len(head) < 16:
-        raise DataFileError(
-            f"Cannot read {role} file {str(path)!r}: it is not a DigitalMicrograph 3/4 file (its "
-            "header is wrong; another kind of file renamed?). Export it again from "
-            "DigitalMicrograph, or pass the right file.")
-    declared = (struct.unpack(">I", head[4:8])[0] + 12 if version == 3
-                else struct.unpack(">Q", head[4:12])[0] + 16)
-    size = path.stat().st_size
-    if size < declared:
-        raise DataFileError(
-            f"Cannot read {role} file {str(path)!r}: it is truncated ({size} bytes on disk, but "
-            f"its header says at least {declared}), probably an interrupted copy or download. "
-            "Copy it again from the original.")
-
-
 def _hs_load(path: Path, lazy: bool, role: str) -> list:
     """All signals in a file, as a list; reader failures become DataFileError."""
     hs, _ = _hyperspy()
     fmt = _FORMATS[path.suffix.lower()]
-    if path.suffix.lower() in (".dm3", ".dm4"):
-        _check_dm_header(path, role)
     try:
         with _quiet_reader():
             out = hs.load(str(path), lazy=lazy, escape_square_brackets=True)
@@ -199,15 +163,18 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _check_path(path: Any, role: str) -> Path:
-    """The path as a Path, after checking it names a readable, non-empty data file."""
+def _check_path(path: Any, role: str, hints: bool = True) -> Path:
+    """The path as a Path, after checking it names a readable, non-empty data file.
+    ``hints``: suggest similar names in the folder (off for uploads: other users' files)."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{role} path must be a str or pathlib.Path, got {type(path).__name__}")
     p = Path(path).expanduser()
     ext = p.suffix.lower()
     if not p.exists():
         hint = ""
-        if not p.parent.is_dir():
+        if not hints:
+            pass
+        elif not p.parent.is_dir():
             hint = f"; the folder {str(p.parent)!r} does not exist either"
         else:
             close = difflib.get_close_matches(p.name, [c.name for c in p.parent.iterdir()], n=3)
@@ -447,9 +414,11 @@ def to_hyperspy(si: SpectrumImage):
 def _to_signals(si: SpectrumImage, copy: bool, strict: bool):
     hs, exspy = _hyperspy()
     h, w = si.scan_shape
-    unit = si.pixel_unit
-    nav = [dict(name=n, size=s, offset=0.0, scale=si.pixel_size, units=unit)
-           for n, s in (("y", h), ("x", w))]
+    # uncalibrated scans keep HyperSpy's own "no unit" rather than a made-up "px"
+    unit = "" if si.pixel_unit == "px" else si.pixel_unit
+    origin = _origin_of(si)
+    nav = [dict(name=n, size=s, offset=o, scale=si.pixel_size, units=unit)
+           for n, s, o in (("y", h, origin[0]), ("x", w, origin[1]))]
     e = si.energy
     if _is_uniform(e):
         step = float((e[-1] - e[0]) / (e.size - 1)) if e.size > 1 else 1.0
@@ -464,10 +433,16 @@ def _to_signals(si: SpectrumImage, copy: bool, strict: bool):
     title = si.metadata.get("title")
     eels.metadata.General.title = title if isinstance(title, str) else "EELS spectrum image"
     H, W = si.haadf.shape
-    img_axes = [dict(name=n, size=s, offset=0.0, scale=si.pixel_size / si.scale, units=unit)
-                for n, s in (("y", H), ("x", W))]
+    # HAADF pixel centres on the s-times finer grid covering the same scan pixels
+    shift = si.pixel_size * (si.scale - 1) / (2 * si.scale)
+    img_axes = [dict(name=n, size=s, offset=o - shift, scale=si.pixel_size / si.scale, units=unit)
+                for n, s, o in (("y", H, origin[0]), ("x", W, origin[1]))]
     haadf = hs.signals.Signal2D(si.haadf.copy() if copy else si.haadf, axes=img_axes)
     haadf.metadata.General.title = "HAADF"
+    acquisition = _acquisition_tree(si)
+    if acquisition:
+        for sig in (eels, haadf):
+            sig.metadata.set_item("Acquisition_instrument", acquisition)
     packer = _Packer(raw_bytes=True)
     try:
         header = _header(si, packer)
@@ -481,6 +456,29 @@ def _to_signals(si: SpectrumImage, copy: bool, strict: bool):
     eels.metadata.set_item(_GROUP, {"header": header, "arrays": packer.arrays,
                                     "haadf": haadf.deepcopy() if copy else haadf})
     return eels, haadf
+
+
+def _origin_of(si: SpectrumImage) -> tuple[float, float]:
+    origin = si.metadata.get("scan_origin")
+    try:
+        y, x = (float(v) for v in origin)
+    except (TypeError, ValueError):
+        return 0.0, 0.0
+    return (y, x) if np.isfinite(y) and np.isfinite(x) else (0.0, 0.0)
+
+
+def _acquisition_tree(si: SpectrumImage) -> dict:
+    """HyperSpy's ``Acquisition_instrument`` tree from ``si.metadata["acquisition"]``
+    (beam energy in keV, convergence and collection angles in mrad), so that plain
+    ``hs.load`` of a saved file and exspy's EELS tools find them."""
+    acq = si.metadata.get("acquisition")
+    if not isinstance(acq, dict):
+        return {}
+    tree = {}
+    for key, value in acq.items():
+        if isinstance(key, str) and isinstance(value, dict):
+            tree[key] = {k: v for k, v in value.items() if isinstance(k, str)}
+    return tree
 
 
 def from_hyperspy(eels, haadf=None) -> SpectrumImage:
@@ -530,8 +528,12 @@ def _stored_group(eels, where: str) -> dict | None:
 
 
 def _build(eels, haadf, *, where: str, err: type[Exception], source: dict | None = None,
-           haadf_label: str | None = None, haadf_where: str | None = None) -> SpectrumImage:
-    """The SpectrumImage for an SI signal and an optional HAADF (Signal2D, array or None)."""
+           haadf_label: str | None = None, haadf_where: str | None = None,
+           defer_stand_in: bool = False, budget: int | None = None) -> SpectrumImage:
+    """The SpectrumImage for an SI signal and an optional HAADF (Signal2D, array or None).
+
+    ``defer_stand_in``: the (lazy) SI is larger than the memory budget, so summing it for
+    a stand-in image would stream the whole file: a blank image is used instead."""
     hs, _ = _hyperspy()
     group = _stored_group(eels, where)
     data = eels.data
@@ -557,8 +559,9 @@ def _build(eels, haadf, *, where: str, err: type[Exception], source: dict | None
         scale = group["scale"]
         haadf_source = None  # the stored metadata already says where it came from
     elif haadf is None:
-        image = _stand_in(data, where, err)
-        haadf_source = STAND_IN
+        name = source.get("name", where) if source else where
+        image = _stand_in(data, where, err, name=name, defer=defer_stand_in, budget=budget)
+        haadf_source = STAND_IN if not defer_stand_in else NO_IMAGE
     else:
         if isinstance(haadf, hs.signals.BaseSignal):
             if haadf.axes_manager.signal_dimension != 2 or haadf.axes_manager.navigation_dimension:
@@ -576,18 +579,26 @@ def _build(eels, haadf, *, where: str, err: type[Exception], source: dict | None
         scale = _grid_scale(si_shape, _fov(_nav_axes(eels)), image.shape, img_fov,
                             where, haadf_where or "(the haadf argument)", err)
         haadf_source = haadf_label  # None: keep what stored metadata says
+        if pixel_unit == "px" and isinstance(haadf, hs.signals.BaseSignal):
+            # the SI has no length calibration but its HAADF has: use the HAADF's
+            _, x_img = _image_axes(haadf)
+            if _units(x_img) in _LENGTH and np.isfinite(x_img.scale) and x_img.scale:
+                pixel_size, pixel_unit = abs(float(x_img.scale)) * scale, _units(x_img)
 
     if group and "metadata" in group:
         metadata = dict(group["metadata"])
     else:
         metadata = {"title": str(eels.metadata.get_item("General.title", ""))}
-        if source is not None:
-            metadata["source"] = source
+        origin = _scan_origin(eels, pixel_unit)
+        if origin is not None:
+            metadata["scan_origin"] = origin
         acq = eels.metadata.get_item("Acquisition_instrument")
         if acq is not None:
             metadata["acquisition"] = _plain(acq.as_dictionary())
         if haadf_source is None:
             haadf_source = "given HAADF image"
+    if source is not None:  # describes the file just read, even for our own files
+        metadata["source"] = source
     if haadf_source is not None:
         metadata["haadf_source"] = haadf_source
     norm = group.get("normalization") if group else None
@@ -600,6 +611,11 @@ def _build(eels, haadf, *, where: str, err: type[Exception], source: dict | None
         )
     except (ValueError, TypeError) as exc:
         raise err(f"{where}: {exc}{_REPAIR_HINT if err is DataFileError else ''}") from exc
+    if haadf_source == NO_IMAGE:
+        _warn(f"{where}: no HAADF/ADF/DF image, and the SI is too large to sum for a stand-in "
+              f"image without reading the whole file; the HAADF is blank (metadata"
+              f"['haadf_source'] = {NO_IMAGE!r}). Pass haadf='HAADF file' to pair it with the "
+              "real image.")
     if haadf_source == STAND_IN:
         _warn(f"{where}: no HAADF/ADF/DF image; using the summed EELS intensity over "
               f"{energy[0]:.4g} to {energy[-1]:.4g} eV as a stand-in image "
@@ -621,15 +637,42 @@ def _pixel_calibration(eels, where: str) -> tuple[float, str]:
     return size, unit
 
 
-def _stand_in(data: Any, where: str, err: type[Exception]) -> np.ndarray:
-    """Summed intensity over energy (h, w), used when no HAADF image exists."""
+def _stand_in(data: Any, where: str, err: type[Exception], *, name: str, defer: bool = False,
+              budget: int | None = None) -> np.ndarray:
+    """Summed intensity over energy (h, w), used when no HAADF image exists; a blank
+    image when ``defer`` (the SI is too large to stream through for it)."""
+    h, w = data.shape[:2]
+    need = h * w * (4 if defer else 12)  # float32 image (+ float64 sum)
+    if budget is not None and need > budget:
+        raise err(f"{where}: a scan of {h} x {w} pixels needs {fmt_bytes(need)} just for "
+                  f"its image, more than the memory budget of {fmt_bytes(budget)}; the file is "
+                  "not a usable spectrum image here.")
+    if defer:
+        return np.zeros((h, w), np.float32)
     try:
-        image = data.sum(axis=-1, dtype=np.float64)
-        if _is_lazy(image):
-            image = image.compute()  # streams the SI once, chunk by chunk
+        with lazy_read_errors(name):
+            image = data.sum(axis=-1, dtype=np.float64)
+            if _is_lazy(image):
+                image = image.compute()  # streams the SI once, chunk by chunk
+    except DataFileError as exc:
+        raise err(str(exc)) from None
     except Exception as exc:
         raise err(f"{where}: could not read the spectra to build a stand-in image: {exc}") from exc
     return np.asarray(image, dtype=np.float32)
+
+
+def _scan_origin(eels, pixel_unit: str) -> list[float] | None:
+    """[y, x] position of the first scan pixel in ``pixel_unit`` (Velox scans start at
+    e.g. -3966 nm), or None when the file puts it at 0."""
+    axes = _nav_axes(eels)
+    origin = []
+    for ax in axes:
+        offset = float(ax.offset)
+        unit = _units(ax)
+        if unit != pixel_unit and unit in _LENGTH and pixel_unit in _LENGTH:
+            offset *= _LENGTH[unit] / _LENGTH[pixel_unit]
+        origin.append(offset if np.isfinite(offset) else 0.0)
+    return origin if any(origin) else None
 
 
 def _grid_scale(si_shape, si_fov, img_shape, img_fov, si_where, img_where, err) -> int:
@@ -798,7 +841,8 @@ def _pick_image(signals: list, path: Path, choice, eels, si_where: str,
 
 # --------------------------------------------------------------------------- load
 def load(path: str | os.PathLike, haadf: Any = None, lazy: bool = False,
-         signal: int | str | None = None, haadf_signal: int | str | None = None) -> SpectrumImage:
+         signal: int | str | None = None, haadf_signal: int | str | None = None, *,
+         display_name: str | None = None, memory_budget: int | None = None) -> SpectrumImage:
     """Read a spectrum image (and its HAADF) from a file.
 
     Parameters
@@ -822,37 +866,82 @@ def load(path: str | os.PathLike, haadf: Any = None, lazy: bool = False,
     haadf_signal : str or int, optional
         Which image (title or index) is the HAADF, in ``haadf`` if given, else in ``path``.
         By default a HAADF, then ADF, then DF detector image on the same scan grid.
+    display_name : str, optional
+        How the user knows the file (an uploaded file's name, a path relative to a data
+        folder). Every error and warning names the file by it, never by ``path``, and
+        ``si.metadata["source"]`` records it instead of the server path.
+    memory_budget : int, optional
+        Bytes the data may take in memory; default
+        :func:`~plasmonwidgets.file_safety.default_memory_budget`. A file whose headers
+        declare more is loaded lazily, with a warning (a .npz, which cannot be read
+        lazily, is refused).
+
+    The file's headers are checked first (:func:`check_data_file`): files that would
+    make the reader open other files (HDF5 external storage or links, virtual datasets,
+    links in a .zspy store) are refused before any data is read.
 
     What was picked is logged, warned about when there was a choice, and recorded in
-    ``si.metadata["source"]``. Files written by :func:`save` come back exactly.
+    ``si.metadata["source"]`` (``"name"``: the file as the user knows it). Files written by
+    :func:`save` come back exactly, except ``metadata["source"]``, which describes the file
+    just read.
 
     Raises
     ------
     DataFileError
-        The file is missing, empty, truncated, of an unknown type, holds no EELS SI, or
-        its HAADF does not match the SI; the message names the file and what to do.
+        The file is missing, empty, truncated, of an unknown type, hostile, too large,
+        holds no EELS SI, or its HAADF does not match the SI; the message names the file
+        and what to do.
     """
-    p = _check_path(path, "spectrum image")
+    if display_name is not None and not isinstance(display_name, str):
+        raise TypeError(f"display_name must be a str, got {type(display_name).__name__}")
+    budget = default_memory_budget() if memory_budget is None else int(memory_budget)
+    names = None
+    if display_name is not None and isinstance(path, (str, os.PathLike)):
+        names = {Path(path).expanduser(): display_name}
+        if isinstance(haadf, (str, os.PathLike)):
+            names[Path(haadf).expanduser()] = Path(haadf).name
+    with messages_as(names):  # warnings point at the caller; display names replace paths
+        return _load(path, haadf, lazy, signal, haadf_signal, display_name, budget)
+
+
+def _load(path, haadf, lazy: bool, signal, haadf_signal, display_name: str | None,
+          budget: int) -> SpectrumImage:
+    if isinstance(path, (str, os.PathLike)):
+        safe_save.recover(Path(path).expanduser())  # an interrupted save of this path
+    p = _check_path(path, "spectrum image", hints=display_name is None)
+    shown = display_name or p.name
+    declared = check_data_file(p, display_name=display_name, memory_budget=budget,
+                               role="spectrum image")
+    too_big = declared > budget
+    if too_big and not lazy:
+        _warn(f"{shown}: its data take {fmt_bytes(declared)} (as declared by the file), more "
+              f"than the memory budget of {fmt_bytes(budget)}; loading it lazily (read on "
+              "demand) instead. Work on a crop or a binned copy; raise memory_budget= (or "
+              "PLASMONWIDGETS_MEMORY_BUDGET) only if this machine has the memory.")
+        lazy = True
+    source = {"name": shown, "file": display_name or str(p)}
     if p.suffix.lower() == ".npz":
         if signal is not None or (haadf is None and haadf_signal is not None):
             raise DataFileError(f"{str(p)!r} is a plasmonwidgets .npz with a single spectrum "
                                 "image; signal=/haadf_signal= only apply to HyperSpy formats.")
-        if lazy:
-            _warn(f"{p.name}: .npz files are always read into memory; save as .hspy or .zspy "
+        if lazy and not too_big:
+            _warn(f"{shown}: .npz files are always read into memory; save as .hspy or .zspy "
                   "for lazy access.")
         si = _load_npz(p)
+        si.metadata["source"] = source
         if haadf is None:
             return si
         eels, _ = _to_signals(si, copy=False, strict=True)
-        return _attach_haadf_file(eels, haadf, haadf_signal, {}, repr(str(p)))
+        return _attach_haadf_file(eels, haadf, haadf_signal, source, repr(str(p)), display_name,
+                                  budget)
 
     signals = _hs_load(p, lazy, "spectrum image")
     i_si, alternatives = _pick_si(signals, p, signal)
     eels = signals[i_si]
     si_where = f"{str(p)!r} (signal #{i_si} {_title(eels)!r})"
     own = eels.metadata.has_item(f"{_GROUP}.header")
-    source = {"file": str(p), "signal": _title(eels), "signal_index": i_si,
-              "n_signals": len(signals), "alternatives": alternatives}
+    source.update(signal=_title(eels), signal_index=i_si, n_signals=len(signals),
+                  alternatives=alternatives)
     notes = []
     if alternatives:
         notes.append(f"used EELS SI {_describe(i_si, eels)} (lowest start energy: low-loss); "
@@ -860,15 +949,16 @@ def load(path: str | os.PathLike, haadf: Any = None, lazy: bool = False,
                      "or title>")
 
     if haadf is not None:
-        si = _attach_haadf_file(eels, haadf, haadf_signal, source, si_where)
+        si = _attach_haadf_file(eels, haadf, haadf_signal, source, si_where, display_name, budget)
     else:
         i_img, others = (None, []) if own and haadf_signal is None else _pick_image(
             signals, p, haadf_signal, eels, si_where, exclude=i_si)
         image = signals[i_img] if i_img is not None else None
         label = None
         if image is not None:
-            label = f"{_title(image)!r} (#{i_img}) in {p.name}"
-            source.update(haadf_file=str(p), haadf_signal=_title(image), haadf_signal_index=i_img)
+            label = f"{_title(image)!r} (#{i_img}) in {shown}"
+            source.update(haadf_file=source["file"], haadf_signal=_title(image),
+                          haadf_signal_index=i_img)
             if others:
                 notes.append(f"used {_describe(i_img, image)} as HAADF; other candidate images: "
                              f"{_listing(signals, others)}; choose with haadf_signal=<index or title>")
@@ -876,27 +966,56 @@ def load(path: str | os.PathLike, haadf: Any = None, lazy: bool = False,
             notes.append(f"no image titled HAADF/ADF/DF; images on the same scan grid: "
                          f"{_listing(signals, others)}; choose one with haadf_signal=<index or title>")
         si = _build(eels, image, where=si_where, err=DataFileError, source=source,
-                    haadf_label=label, haadf_where=label)
+                    haadf_label=label, haadf_where=label, defer_stand_in=too_big, budget=budget)
     if notes:
-        _warn(f"{p.name}: " + ". ".join(notes) + ".")
+        _warn(f"{shown}: " + ". ".join(notes) + ".")
+    if not own:
+        _borrow_acquisition(si, signals, i_si)
     log.info("loaded %s: %r (source %s)", p, si, si.metadata.get("source"))
     if own and not lazy:
-        _verify_checksums(eels, si, p, check_haadf=haadf is None)
+        _verify_checksums(eels, si, shown, check_haadf=haadf is None)
     return si
 
 
-def _attach_haadf_file(eels, haadf: Any, haadf_signal, source: dict,
-                       si_where: str) -> SpectrumImage:
+def _borrow_acquisition(si: SpectrumImage, signals: list, i_si: int) -> None:
+    """Fill the beam energy and angles the SI's own metadata lacks from the other signals
+    of the same file (Velox keeps them with the images and EDS data, not the EELS SI)."""
+    tem = si.metadata.setdefault("acquisition", {}).setdefault("TEM", {})
+    if not isinstance(tem, dict):
+        return
+    for i, sig in enumerate(signals):
+        if i == i_si:
+            continue
+        other = sig.metadata.get_item("Acquisition_instrument.TEM")
+        if other is None:
+            continue
+        for key in ("beam_energy", "convergence_angle", "microscope"):
+            value = other.get_item(key) if other.has_item(key) else None
+            if value is not None and tem.get(key) is None:
+                tem[key] = _plain(value)
+    if not tem:
+        del si.metadata["acquisition"]["TEM"]
+        if not si.metadata["acquisition"]:
+            del si.metadata["acquisition"]
+
+
+def _attach_haadf_file(eels, haadf: Any, haadf_signal, source: dict, si_where: str,
+                       display_name: str | None, budget: int) -> SpectrumImage:
     """SI from ``eels`` with the HAADF read from a separate file (or given as an array)."""
     hs, _ = _hyperspy()
     if isinstance(haadf, (np.ndarray, hs.signals.BaseSignal)):
         return _build(eels, haadf, where=si_where, err=DataFileError, source=source or None,
                       haadf_label="given HAADF image", haadf_where="(the haadf argument)")
-    hp = _check_path(haadf, "HAADF")
+    if isinstance(haadf, (str, os.PathLike)):
+        safe_save.recover(Path(haadf).expanduser())
+    hp = _check_path(haadf, "HAADF", hints=display_name is None)
     if hp.suffix.lower() == ".npz":
         raise DataFileError(f"HAADF file {str(hp)!r}: give the HAADF as a .dm3/.dm4/.emd/"
                             ".hspy/.zspy image; a .npz holds a whole spectrum image.")
-    images = _hs_load(hp, False, "HAADF")
+    # only the chosen image is read: other signals in the file may stay on disk
+    declared = check_data_file(hp, display_name=hp.name if display_name else None,
+                               memory_budget=budget, role="HAADF")
+    images = _hs_load(hp, declared > budget, "HAADF")
     if haadf_signal is not None:
         i_img, _ = _pick_image(images, hp, haadf_signal, eels, si_where, exclude=None)
     else:
@@ -916,14 +1035,23 @@ def _attach_haadf_file(eels, haadf: Any, haadf_signal, source: dict,
                   f"others: {_listing(images, others)}; choose with haadf_signal=<index or "
                   "title>.")
     image = images[i_img]
+    if _nbytes_of(image) > budget:
+        raise DataFileError(f"HAADF file {str(hp)!r}: image #{i_img} takes "
+                            f"{fmt_bytes(_nbytes_of(image))}, more than the memory budget of "
+                            f"{fmt_bytes(budget)}; bin it down before pairing it with the SI.")
     label = f"{_title(image)!r} (#{i_img}) in {hp.name}"
-    source = dict(source, haadf_file=str(hp), haadf_signal=_title(image),
-                  haadf_signal_index=i_img)
+    source = dict(source, haadf_file=hp.name if display_name else str(hp),
+                  haadf_signal=_title(image), haadf_signal_index=i_img)
     return _build(eels, image, where=si_where, err=DataFileError, source=source,
                   haadf_label=label, haadf_where=f"{str(hp)!r} (#{i_img} {_title(image)!r})")
 
 
-def _verify_checksums(eels, si: SpectrumImage, path: Path, check_haadf: bool) -> None:
+def _nbytes_of(sig) -> int:
+    data = sig.data
+    return int(np.prod(data.shape, dtype=np.float64) * np.dtype(data.dtype).itemsize)
+
+
+def _verify_checksums(eels, si: SpectrumImage, shown: str, check_haadf: bool) -> None:
     """Warn when data differs from what save() wrote (edited since, or damaged: a .zspy
     folder copied incompletely reads missing chunks as zeros without any error)."""
     sums = eels.metadata.get_item(f"{_GROUP}.checksums")
@@ -934,7 +1062,7 @@ def _verify_checksums(eels, si: SpectrumImage, path: Path, check_haadf: bool) ->
     bad = [name for name, arr in checks if sums.get(name) is not None and _crc(arr) != sums[name]]
     if bad:
         _warn(
-            f"{path.name}: the {' and '.join(bad)} differ from the checksum written when "
+            f"{shown}: the {' and '.join(bad)} differ from the checksum written when "
             "plasmonwidgets saved this file: it was modified afterwards or is damaged (e.g. "
             "an incomplete copy). Check the data or copy the file again.")
 
@@ -1003,20 +1131,21 @@ def save(si: SpectrumImage, path: str | os.PathLike, overwrite: bool = True) -> 
     if not p.parent.is_dir():
         raise DataFileError(f"Cannot save to {str(p)!r}: the folder {str(p.parent)!r} does not "
                             "exist; create it first.")
+    safe_save.recover(p)  # finish or clean up an earlier save that was interrupted
     if p.exists():
         if not overwrite:
             raise FileExistsError(f"{str(p)!r} already exists; pass overwrite=True to replace it.")
         if p.is_dir() and ext != ".zspy":
             raise DataFileError(f"Cannot save to {str(p)!r}: a folder of that name exists.")
-    tmp = p.with_name(f".{p.stem}.{uuid.uuid4().hex[:8]}.tmp{ext}")
+    tmp = safe_save.temp_path(p)
     try:
         if ext == ".npz":
             _write_npz(si, tmp)
         else:
             _write_hyperspy(si, tmp)
-        _move_into_place(tmp, p)
+        safe_save.move_into_place(tmp, p)
     except BaseException:
-        _remove(tmp)
+        safe_save.remove(tmp)
         raise
     log.info("saved %r to %s", si, p)
     return p
@@ -1043,31 +1172,3 @@ def _write_hyperspy(si: SpectrumImage, tmp: Path) -> None:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
 
-
-def _move_into_place(tmp: Path, target: Path) -> None:
-    if tmp.is_file() and not target.is_dir():
-        os.replace(tmp, target)  # atomic on POSIX and Windows
-        return
-    # A folder (.zspy) cannot atomically replace a non-empty folder: park the old one
-    # under a hidden name, move the new one in, then delete the old one. At every moment
-    # either the old or the new complete copy exists.
-    backup = None
-    if target.exists():
-        backup = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-        os.replace(target, backup)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        if backup is not None:
-            os.replace(backup, target)
-        raise
-    if backup is not None:
-        _remove(backup)
-
-
-def _remove(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()

@@ -187,12 +187,12 @@ def test_killed_save_leaves_previous_checkpoint_loadable(tmp_path):
             proc.send_signal(signal.SIGKILL)
             proc.wait(30)
             proc.stdout.close()
+        leftovers = list(tmp_path.glob(".ckpt.pt.*.tmp*"))
+        interrupted += bool(leftovers)
         model = load_model(path, device="cpu")  # the previous complete checkpoint
         assert model.n_energy == 1500 and model.energy is not None
-        leftovers = list(tmp_path.glob(".ckpt.pt.*.tmp"))
-        interrupted += bool(leftovers)
-        for tmp in leftovers:
-            tmp.unlink()
+        # the next read of that path removes the killed save's temporary file
+        assert not list(tmp_path.glob(".ckpt.pt.*")), list(tmp_path.iterdir())
     # most kills land in the middle of a write (a temp file is left): the case under test
     assert interrupted >= 1
 
@@ -205,3 +205,75 @@ def test_saved_checkpoint_has_the_usual_file_mode(tmp_path):
     finally:
         os.umask(mask)
     assert (path.stat().st_mode & 0o777) == 0o644
+
+
+# --------------------------------------------------------------------------- crafted files
+def _crafted(tmp_path, name, **changes):
+    """A valid checkpoint with top-level fields, config entries (``config_*``) or weights
+    (``state_*``) replaced: what an attacker or a damaged copy could hand us."""
+    good = _fitted_im2spec().save(tmp_path / "good.pt")
+    payload = torch.load(good, weights_only=True)
+    for key, value in changes.items():
+        if key.startswith("config_"):
+            payload["config"][key[7:]] = value
+        elif key.startswith("state_"):
+            payload["state_dict"][key[6:].replace("__", ".")] = value
+        else:
+            payload[key] = value
+    torch.save(payload, tmp_path / name)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"energy": "abc"}, "'energy' must be a float tensor"),
+    ({"energy": torch.linspace(0, 1, 5, dtype=torch.float64)}, r"'energy' has shape \(5,\)"),
+    ({"model_class": ["Im2Spec"]}, "'model_class' must be a class name"),
+    ({"config": "window=8"}, "'config' must be a dict"),
+    ({"extra": [1, 2]}, "'extra' must be a dict"),
+    ({"config_n_energy": 2e7}, "n_energy=20000000.0 is not a size"),
+    ({"config_n_energy": -24}, "n_energy=-24 is not a size"),
+    ({"config_window": True}, "window=True is not a size"),
+    ({"config_latent_dim": 3.0}, "latent_dim=3.0 is not a size"),
+    ({"config_n_filters_dec": 10**6}, "n_filters_dec=1000000 is not a size"),
+    ({"config_dilations": [1, 2, 10**6]}, "dilations="),
+    ({"config_latent_dim": 7}, r"'encoder.fc.weight' has shape \(3, 512\).*need \(7, 512\)"),
+    ({"state_x_offset": [[0.0] * 8] * 8}, "'x_offset' is a list, not a tensor"),
+    ({"state_y_offset": torch.zeros(1).expand(24)}, "holds less data"),
+    ({"state_y_scale": torch.tensor(float("nan"))}, "NaN or infinite"),
+])
+def test_crafted_checkpoints_raise_checkpoint_error_naming_the_file(tmp_path, changes, match):
+    path = _crafted(tmp_path, "crafted.pt", **changes)
+    with pytest.raises(CheckpointError, match=match) as exc:
+        load_model(path, device="cpu")
+    assert str(path) in str(exc.value)
+
+
+def test_int_2e7_energy_checkpoint_fails_fast_under_a_memory_limit(tmp_path):
+    """config.n_energy = 20000000 (a 70 kB file): refused from the config alone, in a
+    process limited to 3 GiB of address space (building that model needs ~10 GB)."""
+    path = _crafted(tmp_path, "huge.pt", config_n_energy=20_000_000)
+    script = textwrap.dedent("""
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+        from plasmonwidgets.models import load_model
+        from plasmonwidgets.checkpoint import CheckpointError
+        try:
+            load_model(sys.argv[1], device="cpu")
+        except CheckpointError as exc:
+            print("REFUSED", exc)
+    """)
+    out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "REFUSED" in out.stdout and "n_energy=20000000 is not a size" in out.stdout
+
+
+def test_consistent_but_edited_shapes_are_compared_before_building(tmp_path, monkeypatch):
+    """A config that agrees in range but not with the weights is refused without
+    constructing the model."""
+    path = _crafted(tmp_path, "edited.pt", config_n_energy=4096)
+    built = []
+    monkeypatch.setattr(pw.Im2Spec, "__init__", lambda self, *a, **k: built.append(k))
+    with pytest.raises(CheckpointError, match=r"'y_offset' has shape \(24,\)"):
+        load_model(path, device="cpu")
+    assert built == []
