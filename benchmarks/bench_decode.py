@@ -44,11 +44,11 @@ def _timings(fn, calls: int, warmup: int = 50) -> np.ndarray:
 
 
 def _paper_models(rng: np.random.Generator, n_e: int = 100, window: int = 16):
-    """Constructor-default models with a non-trivial normalisation, as training would fit."""
+    """Paper-size (``preset="paper"``) models with a non-trivial normalisation, as training would fit."""
     tiles = rng.gamma(2.0, 50.0, size=(256, window, window)).astype(np.float32)
     spectra = rng.gamma(2.0, 1.0, size=(256, n_e)).astype(np.float32)
-    im2spec = pw.Im2Spec(window=window, n_energy=n_e, device="cpu")
-    spec2im = pw.Spec2Im(n_energy=n_e, window=window, device="cpu")
+    im2spec = pw.Im2Spec(window=window, n_energy=n_e, preset="paper", device="cpu")
+    spec2im = pw.Spec2Im(n_energy=n_e, window=window, preset="paper", device="cpu")
     im2spec.fit_normalization(tiles, spectra)
     spec2im.fit_normalization(spectra, tiles)
     return im2spec, spec2im

@@ -149,8 +149,10 @@ def build(direction: str, latent: int, reference: bool, energy: np.ndarray):
     else:
         kwargs = dict(pretrained.ARCH)
     if direction == "im2spec":
-        return pw.Im2Spec(16, len(energy), latent, energy=energy, device="cpu", **kwargs)
-    return pw.Spec2Im(len(energy), 16, latent, energy=energy, device="cpu", **kwargs)
+        return pw.Im2Spec(window=16, n_energy=len(energy), latent_dim=latent, energy=energy, device="cpu",
+                          **kwargs)
+    return pw.Spec2Im(n_energy=len(energy), window=16, latent_dim=latent, energy=energy, device="cpu",
+                      **kwargs)
 
 
 def run(direction: str, latent: int, reference: bool, train, test, energy, epochs: int,

@@ -50,11 +50,11 @@ def _scan(size: int, n_energy: int, rng: np.random.Generator) -> pw.SpectrumImag
 def _model(direction: str, pairs, latent_dim: int):
     if direction == "im2spec":
         model = pw.Im2Spec(window=pairs.window, n_energy=pairs.n_energy, latent_dim=latent_dim,
-                           device="cpu")
+                           preset="paper", device="cpu")
         model.fit_normalization(pairs.images, pairs.spectra)
     else:
         model = pw.Spec2Im(n_energy=pairs.n_energy, window=pairs.window, latent_dim=latent_dim,
-                           device="cpu")
+                           preset="paper", device="cpu")
         model.fit_normalization(pairs.spectra, pairs.images)
     return model
 

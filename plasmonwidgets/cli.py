@@ -13,20 +13,33 @@ __all__ = ["main", "dashboard_notebook", "demo_command"]
 
 
 def dashboard_notebook() -> Path:
-    """Path of the dashboard notebook: the repository copy, else the one packaged with the wheel."""
+    """Path of the dashboard notebook: the copy a wheel installs as package data
+    (``plasmonwidgets/app/dashboard.ipynb``), else ``notebooks/dashboard.ipynb`` of a
+    source checkout (editable installs)."""
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "notebooks" / "dashboard.ipynb", here / "app" / "dashboard.ipynb"):
+    candidates = (here / "app" / "dashboard.ipynb", here.parent / "notebooks" / "dashboard.ipynb")
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError("dashboard.ipynb not found next to the package; reinstall plasmonwidgets")
+    raise FileNotFoundError(
+        f"dashboard.ipynb not found (looked at {', '.join(map(str, candidates))}); reinstall "
+        "plasmonwidgets from a wheel or run it from a source checkout")
 
 
-def demo_command(host: str, port: int, data_dir: str | os.PathLike) -> tuple[list[str], dict[str, str]]:
+def demo_command(host: str, port: int, data_dir: str | os.PathLike, *, max_kernels: int = 8,
+                 cull_after: float = 60.0) -> tuple[list[str], dict[str, str]]:
     """The Voila command line and environment that ``plasmonwidgets demo`` runs.
 
-    Sources and tracebacks are kept from the page, idle kernels of closed tabs are culled,
-    and the file chooser is confined to ``data_dir`` (via ``PLASMONWIDGETS_DATA_DIR``).
+    Sources and tracebacks are kept from the page; the file chooser is confined to
+    ``data_dir`` (via ``PLASMONWIDGETS_DATA_DIR``); at most ``max_kernels`` dashboards run
+    at once (0: no cap; beyond it a page says the server is busy); the kernel of a closed
+    tab is shut down ``cull_after`` seconds after its page went away, even while training
+    (see :mod:`plasmonwidgets.serve`).
     """
+    if max_kernels < 0:
+        raise ValueError(f"--max-kernels must be >= 0 (0: no cap), got {max_kernels}")
+    if not cull_after > 0:
+        raise ValueError(f"--cull-after must be > 0 seconds, got {cull_after}")
     notebook = dashboard_notebook()
     cmd = [
         sys.executable, "-m", "plasmonwidgets.serve", str(notebook),
@@ -34,7 +47,10 @@ def demo_command(host: str, port: int, data_dir: str | os.PathLike) -> tuple[lis
         "--strip_sources=True", "--show_tracebacks=False",
         f"--Voila.root_dir={notebook.parent}",
         # a closed browser tab must not leave its kernel (and its threads) behind
-        "--MappingKernelManager.cull_idle_timeout=60", "--MappingKernelManager.cull_interval=15",
+        f"--MappingKernelManager.cull_idle_timeout={cull_after:g}",
+        f"--MappingKernelManager.cull_interval={max(1, min(15, round(cull_after / 4)))}",
+        f"--DashboardKernelManager.orphan_timeout={cull_after:g}",
+        f"--DashboardKernelManager.max_kernels={max_kernels}",
     ]  # fmt: skip
     env = dict(os.environ, PLASMONWIDGETS_DATA_DIR=str(Path(data_dir).resolve()))
     return cmd, env
@@ -44,7 +60,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .serve import free_port
 
     port = args.port or free_port(args.host)
-    cmd, env = demo_command(args.host, port, args.data_dir)
+    cmd, env = demo_command(args.host, port, args.data_dir, max_kernels=args.max_kernels,
+                            cull_after=args.cull_after)
     url = f"http://{args.host}:{port}/"
     print(f"plasmonwidgets dashboard: {url}  (Ctrl-C to stop)", flush=True)
     proc = subprocess.Popen(cmd, env=env)
@@ -71,9 +88,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    import numpy as np
 
-    from . import datasets, pretrained
+    from . import datasets
+    from .analysis import error_map
     from .io import load
     from .models import Im2Spec, Spec2Im
     from .tiles import make_tiles
@@ -83,27 +101,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     pairs = make_tiles(si, window=args.window)
     train_set, test_set = pairs.split(args.split)
     # the toolkit's lean default unless the paper's layer sizes are asked for
-    sizes = {} if args.paper_sizes else dict(pretrained.ARCH)
-    if args.direction == "im2spec":
-        model = Im2Spec(window=args.window, n_energy=si.n_energy, latent_dim=args.latent, **sizes)
-    else:
-        model = Spec2Im(n_energy=si.n_energy, window=args.window, latent_dim=args.latent, **sizes)
-    bar = tqdm(total=args.epochs, unit="epoch", disable=args.quiet)
-
-    def on_epoch(event):
-        if event.kind == "epoch":
-            bar.update(1)
-            bar.set_postfix(train=f"{event.train_loss:.3g}", test=f"{event.test_loss:.3g}")
-
+    preset = "paper" if args.paper_sizes else "lean"
+    cls = Im2Spec if args.direction == "im2spec" else Spec2Im
+    model = cls(window=args.window, n_energy=si.n_energy, latent_dim=args.latent, preset=preset,
+                energy=si.energy)
     history = train(model, train_set, test_set, epochs=args.epochs, seed=args.seed,
-                    callbacks=(on_epoch,))
-    bar.close()
+                    progress=not args.quiet)
     model.save(args.out)
-    from .analysis import error_map
-
     err = error_map(model, test_set)
-    import numpy as np
-
     print(
         f"{args.direction} latent={args.latent}: test NMSE {np.nanmean(err):.2f} % "
         f"over {len(test_set)} test tiles, {len(history.train_loss)} epochs, "
@@ -120,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=8866, help="port (0 picks a free one)")
     demo.add_argument("--data-dir", default=".", help="folder the dashboard's file chooser may read")
+    demo.add_argument("--max-kernels", type=int, default=8,
+                      help="most dashboards open at once, each with its own kernel (default 8; 0: "
+                           "no cap); beyond it a page says the server is busy")
+    demo.add_argument("--cull-after", type=float, default=60.0,
+                      help="seconds after its tab closed that a dashboard's kernel is shut down, "
+                           "training or not (default 60)")
     demo.set_defaults(func=_cmd_demo)
 
     sim = sub.add_parser("simulate", help="simulate the built-in nanocube dataset")

@@ -3,6 +3,12 @@
 ``Im2Spec``: HAADF tile (w, w) -> latent (d,) -> EEL spectrum (E,).
 ``Spec2Im``: EEL spectrum (E,) -> latent (d,) -> HAADF tile (w, w).
 
+Sizes. Constructor arguments are keyword-only (an Im2Spec maps window -> n_energy, a
+Spec2Im n_energy -> window: positional sizes would be easy to swap). The default layer
+sizes are the ``"lean"`` preset (16 filters); ``preset="paper"`` gives the paper's / AtomAI's
+64 filters, at ~15x the FLOPs per sample for no gain in accuracy on the built-in data
+(docs/benchmarks.md). Explicit ``n_filters_enc`` etc. override the preset.
+
 Encoder: ``n_layers_enc`` kernel-3 conv layers (LeakyReLU 0.1, batch-norm), flatten, dense
 to the latent vector (Spec2Im first average-pools the spectrum by ``pool``). Decoder: dense
 to ``n_filters_dec`` channels x target length (Spec2Im: a (w/4, w/4) map, then conv +
@@ -41,10 +47,19 @@ from .device import select_device
 from .nn.blocks import ConvBlock, DilatedPyramid
 from .nn.symmetry import rotation_average
 
-__all__ = ["CheckpointError", "Im2Spec", "ImSpecModel", "Spec2Im", "load_model"]
+__all__ = ["PRESETS", "CheckpointError", "Im2Spec", "ImSpecModel", "Spec2Im", "load_model"]
 
 #: samples per forward pass in the numpy methods (bounds memory for whole-scan calls)
 INFERENCE_CHUNK = 256
+
+#: Named layer sizes. "lean" (the default; the dashboard's and the packaged models'
+#: network): 16 filters, ~15x fewer FLOPs than "paper" and at least as accurate on the
+#: built-in data (docs/benchmarks.md). "paper": AtomAI's ImSpec sizes that Roccapriore et
+#: al. used, 64 filters.
+PRESETS: dict[str, dict[str, Any]] = {
+    "lean": {"n_layers_enc": 3, "n_filters_enc": 16, "n_filters_dec": 16, "dilations": (1, 2, 3, 4)},
+    "paper": {"n_layers_enc": 3, "n_filters_enc": 64, "n_filters_dec": 64, "dilations": (1, 2, 3, 4)},
+}
 
 
 class ImSpecModel(nn.Module):
@@ -249,6 +264,20 @@ class ImSpecModel(nn.Module):
                                 state_dict=state, energy=energy, extra=extra)
 
 
+def _layer_sizes(preset: str, **given: Any) -> dict[str, Any]:
+    """The preset's layer sizes with every explicitly given (non-None) size on top, validated."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)} or give "
+                         f"n_layers_enc / n_filters_enc / n_filters_dec / dilations yourself")
+    sizes = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None}}
+    return {
+        "n_layers_enc": _positive_int("n_layers_enc", sizes["n_layers_enc"]),
+        "n_filters_enc": _positive_int("n_filters_enc", sizes["n_filters_enc"]),
+        "n_filters_dec": _positive_int("n_filters_dec", sizes["n_filters_dec"]),
+        "dilations": _dilations(sizes["dilations"]),
+    }
+
+
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -344,35 +373,44 @@ class _ImageDecoder(nn.Module):
 class Im2Spec(ImSpecModel):
     """HAADF tile (w, w) -> EEL spectrum (E,) at the tile centre.
 
+    All arguments are keyword-only.
+
     Parameters
     ----------
     window : tile side in HAADF pixels (default 16).
-    n_energy : number of energy channels E of the predicted spectrum.
+    n_energy : number of energy channels E of the predicted spectrum (required).
     latent_dim : size d of the bottleneck (paper: 2 or 10).
-    n_layers_enc, n_filters_enc : encoder conv layers and filters (AtomAI: 3, 64).
-    n_filters_dec, dilations : decoder filters and pyramid dilations (AtomAI: 64, 1..4).
+    preset : layer sizes, ``"lean"`` (default, 16 filters) or ``"paper"`` (AtomAI's 64
+        filters); see :data:`PRESETS`.
+    n_layers_enc, n_filters_enc : encoder conv layers and filters (None: from the preset).
+    n_filters_dec, dilations : decoder filters and pyramid dilations (None: from the preset).
     energy : optional energy axis (E,) in eV, stored with the model.
     device : torch device; None picks CUDA, then MPS, then CPU.
     seed : seed of the weight initialisation (reproducible by default); None uses
         torch's global RNG.
+
+    Examples
+    --------
+    >>> model = pw.Im2Spec(window=16, n_energy=si.n_energy, latent_dim=10, energy=si.energy)
+    >>> paper = pw.Im2Spec(window=16, n_energy=si.n_energy, latent_dim=10, preset="paper")
+    >>> model.predict(tiles).shape           # tiles (N, 16, 16) -> spectra (N, E)
     """
 
     direction = "im2spec"
     input_name = "HAADF tile(s)"
     target_name = "spectra"
 
-    def __init__(self, window: int = 16, n_energy: int = 100, latent_dim: int = 10, *,
-                 n_layers_enc: int = 3, n_filters_enc: int = 64, n_filters_dec: int = 64,
-                 dilations: Sequence[int] = (1, 2, 3, 4), energy: Any = None,
+    def __init__(self, *, window: int = 16, n_energy: int, latent_dim: int = 10,
+                 preset: str = "lean", n_layers_enc: int | None = None,
+                 n_filters_enc: int | None = None, n_filters_dec: int | None = None,
+                 dilations: Sequence[int] | None = None, energy: Any = None,
                  device: str | torch.device | None = None, seed: int | None = 0):
         window = _positive_int("window", window, 3)
         n_energy = _positive_int("n_energy", n_energy)
         latent_dim = _positive_int("latent_dim", latent_dim)
-        config = dict(window=window, n_energy=n_energy, latent_dim=latent_dim,
-                      n_layers_enc=_positive_int("n_layers_enc", n_layers_enc),
-                      n_filters_enc=_positive_int("n_filters_enc", n_filters_enc),
-                      n_filters_dec=_positive_int("n_filters_dec", n_filters_dec),
-                      dilations=_dilations(dilations), seed=seed)
+        sizes = _layer_sizes(preset, n_layers_enc=n_layers_enc, n_filters_enc=n_filters_enc,
+                             n_filters_dec=n_filters_dec, dilations=dilations)
+        config = dict(window=window, n_energy=n_energy, latent_dim=latent_dim, **sizes, seed=seed)
         super().__init__((window, window), (n_energy,), latent_dim, config)
         with _seeded_init(seed):
             self.encoder = _ImageEncoder(window, latent_dim, config["n_layers_enc"],
@@ -396,13 +434,15 @@ class Im2Spec(ImSpecModel):
 class Spec2Im(ImSpecModel):
     """EEL spectrum (E,) -> HAADF tile (w, w) around the probe position.
 
+    All arguments are keyword-only.
+
     Parameters
     ----------
-    n_energy : number of energy channels E of the input spectrum.
+    n_energy : number of energy channels E of the input spectrum (required).
     window : tile side in HAADF pixels (default 16, must be divisible by 4).
     latent_dim : size d of the bottleneck (paper: 2 or 10).
-    n_layers_enc, n_filters_enc : encoder conv layers and filters (AtomAI: 3, 64).
-    n_filters_dec, dilations : decoder filters and pyramid dilations (AtomAI: 64, 1..4).
+    preset, n_layers_enc, n_filters_enc, n_filters_dec, dilations : layer sizes, as for
+        :class:`Im2Spec` (default ``preset="lean"``; ``"paper"``: AtomAI's 64 filters).
     pool : average-pooling factor applied to the spectrum before the encoder (paper: 16).
     symmetric : average the predicted tile (in HAADF counts) over the four 90-degree
         rotations about the probe pixel (w//2, w//2) (the paper: False). An EEL spectrum
@@ -411,15 +451,21 @@ class Spec2Im(ImSpecModel):
         them, so the best squared-error prediction is rotation-symmetric; for an even
         window the first row and column have no rotated partner and are left as predicted.
     energy, device, seed : as for :class:`Im2Spec`.
+
+    Examples
+    --------
+    >>> model = pw.Spec2Im(n_energy=si.n_energy, window=16, latent_dim=2, energy=si.energy)
+    >>> model.predict(spectra).shape         # spectra (N, E) -> tiles (N, 16, 16)
     """
 
     direction = "spec2im"
     input_name = "spectra"
     target_name = "HAADF tile(s)"
 
-    def __init__(self, n_energy: int = 100, window: int = 16, latent_dim: int = 10, *,
-                 n_layers_enc: int = 3, n_filters_enc: int = 64, n_filters_dec: int = 64,
-                 dilations: Sequence[int] = (1, 2, 3, 4), pool: int = 16,
+    def __init__(self, *, n_energy: int, window: int = 16, latent_dim: int = 10,
+                 preset: str = "lean", n_layers_enc: int | None = None,
+                 n_filters_enc: int | None = None, n_filters_dec: int | None = None,
+                 dilations: Sequence[int] | None = None, pool: int = 16,
                  symmetric: bool = True, energy: Any = None, device: str | torch.device | None = None,
                  seed: int | None = 0):
         window = _positive_int("window", window, 4)
@@ -431,12 +477,10 @@ class Spec2Im(ImSpecModel):
         pool = _positive_int("pool", pool)
         if pool > n_energy:
             raise ValueError(f"pool={pool} exceeds n_energy={n_energy}; use a smaller pool")
-        config = dict(n_energy=n_energy, window=window, latent_dim=latent_dim,
-                      n_layers_enc=_positive_int("n_layers_enc", n_layers_enc),
-                      n_filters_enc=_positive_int("n_filters_enc", n_filters_enc),
-                      n_filters_dec=_positive_int("n_filters_dec", n_filters_dec),
-                      dilations=_dilations(dilations), pool=pool,
-                      symmetric=bool(symmetric), seed=seed)
+        sizes = _layer_sizes(preset, n_layers_enc=n_layers_enc, n_filters_enc=n_filters_enc,
+                             n_filters_dec=n_filters_dec, dilations=dilations)
+        config = dict(n_energy=n_energy, window=window, latent_dim=latent_dim, **sizes,
+                      pool=pool, symmetric=bool(symmetric), seed=seed)
         super().__init__((n_energy,), (window, window), latent_dim, config)
         with _seeded_init(seed):
             self.encoder = _SpectrumEncoder(n_energy, latent_dim, config["n_layers_enc"],

@@ -68,6 +68,8 @@ class ProgressEvent:
     Losses are mean losses on normalised targets (``train_loss`` of the epoch so far);
     ``elapsed_s`` is training wall time (paused time excluded), ``eta_s`` an estimate of
     the time left. ``val_loss`` is the validation loss used for model selection.
+    ``test_nmse`` is the mean per-sample NMSE (%, physical units, as ``analysis.error_map``
+    reports it) on the test set, when it was evaluated.
     """
 
     kind: str
@@ -82,6 +84,7 @@ class ProgressEvent:
     samples_per_s: float | None = None
     message: str = ""
     val_loss: float | None = None
+    test_nmse: float | None = None
 
 
 @dataclass
@@ -90,7 +93,8 @@ class History:
 
     Losses are on normalised targets. ``test_loss``/``val_loss`` entries are None when
     there is no such set (or the test set was not evaluated that epoch, see
-    ``test_every``). ``epoch_time`` is wall time per epoch including evaluation;
+    ``test_every``); ``test_nmse`` is the test set's mean per-sample NMSE in % (None
+    likewise). ``epoch_time`` is wall time per epoch including evaluation;
     ``samples_per_s`` is the training-pass throughput (evaluation excluded).
     ``best_epoch`` (1-based) is the epoch whose weights the model holds at the end.
     """
@@ -98,6 +102,7 @@ class History:
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float | None] = field(default_factory=list)
     test_loss: list[float | None] = field(default_factory=list)
+    test_nmse: list[float | None] = field(default_factory=list)
     epoch_time: list[float] = field(default_factory=list)
     samples_per_s: list[float] = field(default_factory=list)
     best_epoch: int | None = None
@@ -552,18 +557,32 @@ class Trainer:
         return torch.autocast(self._device.type, dtype=self._autocast,
                               enabled=self._autocast is not None)
 
-    def _evaluate(self, data: tuple[torch.Tensor, torch.Tensor] | None) -> float | None:
+    def _evaluate(self, data: tuple[torch.Tensor, torch.Tensor] | None
+                  ) -> tuple[float | None, float | None]:
+        """(mean loss, mean per-sample NMSE in %) of the current weights on ``data``."""
         if data is None:
-            return None
+            return None, None
         x, y = data
         net = self._net
         net.eval()
+        scale, offset = net.y_scale.double(), net.y_offset.double()
         total = torch.zeros((), device=self._device, dtype=torch.float64)
+        nmse_sum = torch.zeros((), device=self._device, dtype=torch.float64)
+        n_finite = torch.zeros((), device=self._device, dtype=torch.int64)
         with torch.inference_mode(), self._autocast_ctx():
             for i in range(0, len(x), EVAL_CHUNK):
                 xb, yb = x[i:i + EVAL_CHUNK], y[i:i + EVAL_CHUNK]
-                total += self._loss(net(xb).float(), yb).double() * len(xb)
-        return float(total) / len(x)
+                pred = net(xb).float()
+                total += self._loss(pred, yb).double() * len(xb)
+                # physical units: the offset cancels in the error, not in the signal
+                err = ((pred.double() - yb) * scale).square().flatten(1).sum(1)
+                signal = (yb * scale + offset).square().flatten(1).sum(1)
+                ratio = err / signal
+                finite = torch.isfinite(ratio)  # an all-zero target has no NMSE
+                nmse_sum += ratio[finite].sum()
+                n_finite += finite.sum()
+        nmse = 100.0 * float(nmse_sum) / int(n_finite) if int(n_finite) else None
+        return float(total) / len(x), nmse
 
     def _snapshot(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self._net.state_dict().items()}
@@ -597,7 +616,8 @@ class Trainer:
         self._emit(state, message or state, safe=state == "failed",
                    train_loss=self._last(self.history.train_loss),
                    val_loss=self._last(self.history.val_loss),
-                   test_loss=self._last(self.history.test_loss))
+                   test_loss=self._last(self.history.test_loss),
+                   test_nmse=self._last(self.history.test_nmse))
 
     @staticmethod
     def _last(values: list) -> float | None:
@@ -687,18 +707,19 @@ class Trainer:
             self._fail(f"the training loss became {train_loss} in epoch {epoch}; lower the "
                        f"learning rate (lr={self.lr:g}) or check the data")
             return
-        val_loss = self._evaluate(self._val_t)
+        val_loss, _ = self._evaluate(self._val_t)
         if val_loss is not None and not math.isfinite(val_loss):
             self._fail(f"the validation loss became {val_loss} in epoch {epoch}; lower the "
                        f"learning rate (lr={self.lr:g})")
             return
         last = epoch == self.n_epochs
-        test_loss = self._evaluate(self._test_t) if (
-            epoch % self.test_every == 0 or last) else None
+        test_loss, test_nmse = self._evaluate(self._test_t) if (
+            epoch % self.test_every == 0 or last) else (None, None)
         h = self.history
         h.train_loss.append(train_loss)
         h.val_loss.append(val_loss)
         h.test_loss.append(test_loss)
+        h.test_nmse.append(test_nmse)
         h.samples_per_s.append(self._epoch_seen / max(train_time, 1e-9))
         h.epoch_time.append(self._epoch_wall + time.perf_counter() - t0)
         self._epoch_wall = 0.0
@@ -717,27 +738,69 @@ class Trainer:
         self._publish(state)  # live view of the latest epoch; best is published at the end
         self._save("last.pt", state)
         self._emit("epoch", epoch=epoch, batch=self.n_batches, train_loss=train_loss,
-                   val_loss=val_loss, test_loss=test_loss, samples_per_s=h.samples_per_s[-1],
+                   val_loss=val_loss, test_loss=test_loss, test_nmse=test_nmse,
+                   samples_per_s=h.samples_per_s[-1],
                    eta_s=self._eta(0.0, 0.0),
                    message=f"epoch {epoch}/{self.n_epochs}")
+
+
+class _ProgressBar:
+    """A tqdm bar over epochs fed by :class:`ProgressEvent`: epoch, loss and test NMSE.
+
+    ``tqdm.auto`` draws a widget in Jupyter and text in a terminal; it is imported only
+    when a bar is asked for, so headless scripts with ``progress=False`` never load it.
+    """
+
+    def __init__(self, n_epochs: int, description: str):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=n_epochs, desc=description, unit="epoch", leave=True)
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.kind != "epoch":
+            return
+        postfix = {"loss": f"{event.train_loss:.3g}"}
+        if event.test_nmse is not None:
+            postfix["test NMSE"] = f"{event.test_nmse:.3g} %"
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(event.epoch - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def train(model: ImSpecModel, train: Any, test: Any = None, epochs: int = 60,
           batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
           callbacks: Iterable[Callable[[ProgressEvent], Any]] = (), loss: Any = "relative",
           optimizer: Any = None, validation: float | Any | None = None,
-          **options: Any) -> History:
+          progress: bool = True, **options: Any) -> History:
     """Train ``model`` on ``train`` (blocking) and return its :class:`History`.
 
     See :class:`Trainer` for all parameters (``patience``, ``precision``,
     ``checkpoint_dir``, ``test_every``, ``fit_normalization`` are accepted as keywords).
+    ``progress``: show a progress bar (``tqdm.auto``: a widget in notebooks, text in a
+    terminal) with the epoch, the training loss and the test NMSE (%); False for none.
     Afterwards the model holds the weights of the best validation epoch. Raises
     :class:`TrainingError` if the loss diverges (the model keeps its best weights).
+
+    Examples
+    --------
+    >>> train_set, test_set = pw.make_tiles(si, window=16).split("halves")
+    >>> model = pw.Im2Spec(window=16, n_energy=si.n_energy, latent_dim=2)
+    >>> history = pw.train(model, train_set, test_set, epochs=30)
+    >>> history.test_nmse[-1]                      # mean per-sample NMSE on the test set, %
     """
     trainer = Trainer(model, train, test, epochs=epochs, batch_size=batch_size, lr=lr,
                       seed=seed, callbacks=callbacks, loss=loss, optimizer=optimizer,
                       validation=validation, **options)
-    history = trainer.run()
+    bar = _ProgressBar(epochs, f"{model.direction} {model.latent_dim} latent") if progress else None
+    if bar is not None:
+        trainer.subscribe(bar)
+    try:
+        history = trainer.run()
+    finally:
+        if bar is not None:
+            bar.close()
     if trainer.state == "failed":
         raise TrainingError(trainer.error or "training failed", history)
     return history

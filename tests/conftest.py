@@ -51,6 +51,7 @@ def small_trained():
     si = pw.datasets.nanocube_array(seed=0, size=32).bin(energy=4)
     pairs = pw.make_tiles(si, window=16)
     train, test = pairs.split("halves")
-    model = pw.Im2Spec(16, si.n_energy, 2, n_filters_enc=8, n_filters_dec=8, device="cpu")
+    model = pw.Im2Spec(window=16, n_energy=si.n_energy, latent_dim=2, n_filters_enc=8, n_filters_dec=8,
+                       device="cpu")
     pw.train(model, train, test, epochs=1)
     return si, pairs, train, test, model

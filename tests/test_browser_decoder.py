@@ -68,9 +68,11 @@ def test_page_decoder_matches_model_decode(kind, tmp_path):
         direction, latent = kind.split()[1].split("_")
         model = pretrained.load_default(direction, int(latent), device="cpu")
     elif kind == "im2spec":
-        model = _randomised(pw.Im2Spec(16, 40, 3, n_filters_enc=8, n_filters_dec=8, device="cpu"))
+        model = _randomised(pw.Im2Spec(window=16, n_energy=40, latent_dim=3, n_filters_enc=8,
+                                       n_filters_dec=8, device="cpu"))
     else:
-        model = _randomised(pw.Spec2Im(40, 16, 3, n_filters_enc=8, n_filters_dec=8, pool=4,
+        model = _randomised(pw.Spec2Im(n_energy=40, window=16, latent_dim=3, n_filters_enc=8,
+                                       n_filters_dec=8, pool=4,
                                        symmetric=kind == "spec2im", device="cpu"))
     z = np.random.default_rng(0).normal(0, 2, (4, model.latent_dim)).astype(np.float32)
     expected = model.decode(z)
@@ -83,7 +85,8 @@ def test_page_decoder_matches_model_decode(kind, tmp_path):
 def test_export_refuses_what_it_cannot_express():
     with pytest.raises(TypeError, match="expected an Im2Spec or Spec2Im"):
         decoder_program(torch.nn.Linear(2, 2))
-    model = pw.Im2Spec(16, 40, 2, n_filters_enc=4, n_filters_dec=4, device="cpu")
+    model = pw.Im2Spec(window=16, n_energy=40, latent_dim=2, n_filters_enc=4, n_filters_dec=4,
+                       device="cpu")
     with pytest.raises(ValueError, match="one slider per latent dimension"):
         BrowserDecoder(model, [])
     with pytest.raises(ValueError, match="attribute must be 'y'"):
@@ -148,7 +151,8 @@ def test_retrained_model_is_sent_to_the_page(small_trained):
 def test_page_keeps_its_newer_curve_over_a_stale_kernel_value(tmp_path):
     """The widget half of browser_decoder.js, driven with stand-in widget models: a slider
     move redraws the mark; a later (older) value from the kernel is replaced at once."""
-    model = _randomised(pw.Im2Spec(16, 40, 2, n_filters_enc=4, n_filters_dec=4, device="cpu"))
+    model = _randomised(pw.Im2Spec(window=16, n_energy=40, latent_dim=2, n_filters_enc=4,
+                                   n_filters_dec=4, device="cpu"))
     ops, weights = decoder_program(model)
     (tmp_path / "ops.json").write_text(json.dumps(ops))
     (tmp_path / "weights.bin").write_bytes(weights.tobytes())

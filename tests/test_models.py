@@ -34,26 +34,74 @@ def _layers(module, kind):
     return [m for m in module.modules() if isinstance(m, kind)]
 
 
-def test_default_architecture_follows_the_paper(im2spec):
+def test_default_architecture_is_the_lean_preset_with_the_papers_layer_structure():
     m = pw.Im2Spec(n_energy=100)
     enc_convs = _layers(m.encoder, nn.Conv2d)
-    assert [c.out_channels for c in enc_convs] == [64, 64, 64]
+    assert [c.out_channels for c in enc_convs] == [16, 16, 16]
     assert all(c.kernel_size == (3, 3) for c in enc_convs)
     assert all(a.negative_slope == 0.1 for a in _layers(m, nn.LeakyReLU))
     assert len(_layers(m.encoder, nn.BatchNorm2d)) == 3
     assert m.encoder.fc.out_features == 10
-    assert m.decoder.fc.out_features == 64 * 100
+    assert m.decoder.fc.out_features == 16 * 100
     assert [s[0].dilation for s in m.decoder.pyramid.stages] == [(1,), (2,), (3,), (4,)]
     assert m.decoder.out.kernel_size == (1,) and m.decoder.out.out_channels == 1
 
     s = pw.Spec2Im(n_energy=100)
     assert s.config["pool"] == 16
     assert s.encoder.length == 7  # ceil(100 / 16): the top channels are not dropped
-    assert [c.out_channels for c in _layers(s.encoder, nn.Conv1d)] == [64, 64, 64]
-    assert s.decoder.shape == (64, 4, 4)  # dense to a window/4 map, then x2 twice
+    assert [c.out_channels for c in _layers(s.encoder, nn.Conv1d)] == [16, 16, 16]
+    assert s.decoder.shape == (16, 4, 4)  # dense to a window/4 map, then x2 twice
     assert [st[0].dilation for st in s.decoder.pyramid.stages] == [(1, 1), (2, 2), (3, 3), (4, 4)]
     assert isinstance(s.decoder.out, nn.Conv2d) and s.decoder.out.kernel_size == (1, 1)
     assert s.config["symmetric"] and not pw.Spec2Im(n_energy=100, symmetric=False).config["symmetric"]
+
+
+def test_paper_preset_has_the_papers_sizes_and_explicit_sizes_override_a_preset():
+    m = pw.Im2Spec(window=16, n_energy=100, latent_dim=10, preset="paper")
+    assert [c.out_channels for c in _layers(m.encoder, nn.Conv2d)] == [64, 64, 64]
+    assert m.decoder.fc.out_features == 64 * 100
+    s = pw.Spec2Im(n_energy=100, window=16, latent_dim=2, preset="paper")
+    assert s.decoder.shape == (64, 4, 4) and s.config["pool"] == 16
+    mixed = pw.Im2Spec(n_energy=100, preset="paper", n_filters_dec=8)
+    assert (mixed.config["n_filters_enc"], mixed.config["n_filters_dec"]) == (64, 8)
+    # the lean default does ~15x less arithmetic per sample than the paper's network
+    from torch.utils.flop_counter import FlopCounterMode
+
+    flops = []
+    for net in (pw.Im2Spec(n_energy=100, device="cpu"), m.to("cpu")):
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            net(torch.zeros(1, 16, 16))
+        flops.append(counter.get_total_flops())
+    assert 12 < flops[1] / flops[0] < 18
+    with pytest.raises(ValueError, match=r"unknown preset 'huge'.*lean.*paper"):
+        pw.Im2Spec(n_energy=100, preset="huge")
+
+
+def test_sizes_are_keyword_only_and_n_energy_is_required():
+    with pytest.raises(TypeError, match="positional"):
+        pw.Im2Spec(16, 100)
+    with pytest.raises(TypeError, match="positional"):
+        pw.Spec2Im(100, 16)
+    with pytest.raises(TypeError, match="n_energy"):
+        pw.Im2Spec(window=16)
+
+
+def test_the_default_is_what_the_dashboard_and_packaged_models_use():
+    from plasmonwidgets import pretrained
+    from plasmonwidgets.models import PRESETS
+
+    lean = pw.Im2Spec(n_energy=100).config
+    assert {k: lean[k] for k in pretrained.ARCH} == pretrained.ARCH
+    assert all(lean[k] == v for k, v in PRESETS["lean"].items())
+    if not pretrained.available():
+        pytest.skip("no packaged checkpoints (python scripts/make_pretrained.py)")
+    for direction, latent in pretrained.available():  # saved configs still load
+        model = pretrained.load_default(direction, latent)
+        rebuilt = (pw.Im2Spec if direction == "im2spec" else pw.Spec2Im)(
+            **pretrained.architecture(direction, latent, model.n_energy))
+        assert {k: v.shape for k, v in rebuilt.state_dict().items()} == \
+            {k: v.shape for k, v in model.state_dict().items()}
 
 
 def test_spec2im_tiles_are_symmetric_under_rotations_about_the_probe():
@@ -140,9 +188,9 @@ def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="pool=64 exceeds n_energy"):
         pw.Spec2Im(n_energy=E, pool=64)
     with pytest.raises(ValueError, match="latent_dim"):
-        pw.Im2Spec(latent_dim=0)
+        pw.Im2Spec(n_energy=E, latent_dim=0)
     with pytest.raises(ValueError, match="dilations"):
-        pw.Im2Spec(dilations=())
+        pw.Im2Spec(n_energy=E, dilations=())
     with pytest.raises(ValueError, match=r"shape \(40,\)"):
         pw.Im2Spec(n_energy=E, energy=np.linspace(0, 1, 10))
     with pytest.raises(ValueError, match="increasing"):

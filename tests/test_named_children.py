@@ -27,8 +27,8 @@ def test_latent_explorer_children_drive_the_decoder(small_trained):
 
 def test_training_progress_children_start_and_stop_a_run(small_trained):
     _, _, train, test, _ = small_trained
-    model = pw.Im2Spec(16, train.spectra.shape[1], 2, n_filters_enc=8, n_filters_dec=8,
-                       device="cpu")
+    model = pw.Im2Spec(window=16, n_energy=train.spectra.shape[1], latent_dim=2, n_filters_enc=8,
+                       n_filters_dec=8, device="cpu")
     progress = TrainingProgress(model=model, train=train, test=test, epochs=500,
                                 poll_interval=0.05)
     named = progress.children_by_name

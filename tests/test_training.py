@@ -320,3 +320,25 @@ def test_patience_without_validation_is_refused(split):
     train, test = split
     with pytest.raises(ValueError, match=r"patience \(early stopping\) needs a validation set"):
         Trainer(im2spec(), train, test, epochs=5, patience=2)
+
+
+def test_train_shows_a_progress_bar_with_epoch_loss_and_test_nmse(split, capsys):
+    train, test = split
+    pw.train(im2spec(), train, test, epochs=2, batch_size=32)
+    bar = capsys.readouterr().err
+    assert "im2spec 3 latent" in bar and "2/2" in bar
+    assert "loss=" in bar and "test NMSE=" in bar and "%" in bar
+    pw.train(im2spec(), train, test, epochs=2, batch_size=32, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_history_test_nmse_is_the_mean_per_sample_nmse_of_the_final_model(split):
+    train, test = split
+    model = im2spec()
+    h = pw.train(model, train, test, epochs=2, batch_size=32, precision="float32",
+                 progress=False)
+    assert len(h.test_nmse) == 2 and all(v is not None and v > 0 for v in h.test_nmse)
+    expected = nmse_percent(model.predict(test.images), test.spectra).mean()
+    assert h.test_nmse[-1] == pytest.approx(expected, rel=1e-4)
+    h = pw.train(im2spec(), train, None, epochs=1, batch_size=32, progress=False)
+    assert h.test_nmse == [None]

@@ -43,8 +43,11 @@ WINDOW = 16
 SPLIT = "halves"
 #: keyword arguments of datasets.nanocube_array for the training data
 DATASET: dict[str, Any] = {"seed": 0}
-#: a narrower network than the paper's 64 filters: each file stays well under 1 MB and
-#: trains in seconds per epoch on a laptop CPU; the layer structure is the paper's
+#: the filter counts of the library's default network (``models.PRESETS["lean"]``, which
+#: Im2Spec/Spec2Im build when no preset is named): 16 instead of the paper's 64, so each file
+#: stays well under 1 MB and trains in seconds per epoch on a laptop CPU; the layer
+#: structure is the paper's. The checkpoints store their full config, so they load
+#: whatever the defaults become.
 ARCH: dict[str, Any] = {"n_filters_enc": 16, "n_filters_dec": 16}
 
 _ENERGY_RTOL = 1e-3  # relative to the energy span: axes equal to ~1/1000 of the range
