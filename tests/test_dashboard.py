@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,12 +26,30 @@ from plasmonwidgets.widgets.file_chooser import (
 # ----------------------------------------------------------------------------- chooser
 
 
+def tiny_hspy(path: Path, *, shape=(4, 4, 8), seed: int = 0) -> bytes:
+    """Write a real HyperSpy EELS SI (no HAADF) and return its bytes."""
+    import hyperspy.api as hs
+
+    data = np.random.default_rng(seed).random(shape).astype("float32") + 1
+    signal = hs.signals.Signal1D(data)
+    axis = signal.axes_manager[-1]
+    axis.units, axis.scale, axis.offset = "eV", 0.02, 0.3
+    signal.save(path, overwrite=True)
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def hspy_bytes(tmp_path_factory) -> bytes:
+    return tiny_hspy(tmp_path_factory.mktemp("tiny") / "tiny.hspy")
+
+
 @pytest.fixture
-def data_root(tmp_path):
+def data_root(tmp_path, hspy_bytes):
     root = tmp_path / "data"
     (root / "sub").mkdir(parents=True)
-    (root / "scan.hspy").write_bytes(b"x")
-    (root / "sub" / "inner.dm4").write_bytes(b"x")
+    (root / "scan.hspy").write_bytes(hspy_bytes)
+    (root / "sub" / "inner.hspy").write_bytes(hspy_bytes)
+    (root / "truncated.hspy").write_bytes(hspy_bytes[:300])  # the loader would refuse it
     (root / "notes.txt").write_text("not data")
     (root / ".hidden.dm3").write_bytes(b"x")
     outside = tmp_path / "secret.dm3"
@@ -70,10 +89,17 @@ def test_sanitize_filename_rejects_empty():
 def test_chooser_lists_only_data_inside_root(data_root):
     chooser = DataFileChooser(data_root)
     values = [v for _, v in chooser.folder.options]
-    assert values == ["scan.hspy", "sub/"]  # no .txt, no hidden file, no links leading out
+    # no .txt, no hidden file, no links leading out, nothing the loader would refuse
+    assert values == ["scan.hspy", "sub/"]
+    assert list(chooser.refused) == ["truncated.hspy"]
+    assert "1 file(s) here cannot be loaded" in chooser.hidden.value
+    assert "truncated.hspy" in chooser.hidden.value and str(data_root) not in chooser.hidden.value
+    with pytest.raises(ValueError, match=r"truncated\.hspy"):
+        chooser.select("truncated.hspy")
     chooser.folder.value = "sub/"
     assert chooser.cwd == (data_root / "sub").resolve()
-    assert [v for _, v in chooser.folder.options] == ["..", "inner.dm4"]
+    assert [v for _, v in chooser.folder.options] == ["..", "inner.hspy"]
+    assert chooser.refused == {} and chooser.hidden.value == ""
     chooser.folder.value = ".."
     assert chooser.cwd == data_root.resolve()
     assert ".." not in [v for _, v in chooser.folder.options]  # the root has no way up
@@ -82,36 +108,69 @@ def test_chooser_lists_only_data_inside_root(data_root):
     chooser.close()
 
 
+def test_chooser_never_lists_a_zarr_store_with_a_link_inside(data_root, tmp_path):
+    """Issue 13: a .zspy store whose chunk is a symlink to a server file is not listed
+    (the top folder lies inside the data folder; the link inside it does not)."""
+    import hyperspy.api as hs
+
+    signal = hs.signals.Signal1D(np.ones((4, 4, 8), "float32"))
+    signal.axes_manager[-1].units = "eV"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # zarr's NestedDirectoryStore notice
+        signal.save(data_root / "good.zspy")
+        signal.save(data_root / "linked.zspy")
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"\0" * 512)
+    (chunk,) = (data_root / "linked.zspy").rglob("data/0/0/0")
+    chunk.unlink()
+    chunk.symlink_to(secret)
+    chooser = DataFileChooser(data_root)
+    try:
+        values = [v for _, v in chooser.folder.options]
+        assert "good.zspy" in values and "linked.zspy" not in values
+        assert "linked.zspy" in chooser.refused
+        assert str(tmp_path) not in chooser.hidden.value
+        with pytest.raises(ValueError):
+            chooser.select("linked.zspy")
+    finally:
+        chooser.close()
+
+
 def test_chooser_load_calls_back_with_paths(data_root):
     seen = []
     chooser = DataFileChooser(data_root, on_load=lambda si, haadf: seen.append((si, haadf)))
     assert chooser.load_button.disabled
     with pytest.raises(ValueError, match="choose a data file first"):
         chooser.load()
-    chooser.select("sub/inner.dm4")
+    chooser.select("sub/inner.hspy")
     assert not chooser.load_button.disabled
     chooser.load_button.click()
-    assert seen == [((data_root / "sub" / "inner.dm4").resolve(), None)]
+    assert seen == [((data_root / "sub" / "inner.hspy").resolve(), None)]
+    assert chooser.display_name(seen[0][0]) == "sub/inner.hspy"  # as the page names it
     with pytest.raises(FileNotFoundError, match="not a data file"):
         chooser.select("notes.txt")
     chooser.close()
 
 
-def test_chooser_upload_is_limited_sanitised_and_private(data_root):
-    chooser = DataFileChooser(data_root, max_upload_mb=0.001)  # 1 kB
+def test_chooser_upload_is_limited_sanitised_and_private(data_root, hspy_bytes):
+    chooser = DataFileChooser(data_root, max_upload_mb=0.04)  # 41 kB
     with pytest.raises(ValueError, match="upload limit"):
-        chooser.save_upload("big.hspy", b"0" * 2048)
+        chooser.save_upload("big.hspy", b"0" * 50_000)
     with pytest.raises(ValueError, match="not a supported file type"):
         chooser.save_upload("evil.sh", b"#!/bin/sh")
-    path = chooser.save_upload("../../x/../scan one.hspy", b"abc")
-    assert path.name == "scan_one.hspy" and path.read_bytes() == b"abc"
+    with pytest.raises(ValueError, match=r"'not hdf5\.hspy'.*the uploaded file was deleted"):
+        chooser.save_upload("not hdf5.hspy", b"abc")
+    path = chooser.save_upload("../../x/../scan one.hspy", hspy_bytes)
+    assert path.name == "scan_one.hspy" and path.read_bytes() == hspy_bytes
+    assert chooser.display_name(path) == "scan one.hspy"  # named as uploaded, not by its path
     assert data_root.resolve() not in path.parents  # never written into the data folder
-    again = chooser.save_upload("scan one.hspy", b"def")
-    assert again != path and path.read_bytes() == b"abc"  # no overwrite
+    again = chooser.save_upload("scan one.hspy", hspy_bytes)
+    assert again != path and path.exists()  # no overwrite
     # the browser widget path: value holds dicts with name and content
-    chooser.upload.value = ({"name": "up.dm3", "content": memoryview(b"12"), "size": 2,
-                             "type": "", "last_modified": datetime.now(timezone.utc)},)
-    assert chooser.selected[0] is not None and chooser.selected[0].name == "up.dm3"
+    chooser.upload.value = ({"name": "up.hspy", "content": memoryview(hspy_bytes),
+                             "size": len(hspy_bytes), "type": "",
+                             "last_modified": datetime.now(timezone.utc)},)
+    assert chooser.selected[0] is not None and chooser.selected[0].name == "up.hspy"
     assert chooser.upload.value == ()  # bytes are not kept twice
     folder = path.parent
     chooser.close()
@@ -296,18 +355,25 @@ def test_mismatched_file_offers_training(si, tmp_path):
 
 
 def test_errors_show_in_the_page_without_paths(si, tmp_path):
+    import hyperspy.api as hs
+
     from plasmonwidgets.widgets.dashboard import Dashboard
 
-    (tmp_path / "broken.dm3").write_bytes(b"this is not a DigitalMicrograph file")
+    (tmp_path / "sub").mkdir()
+    # a valid file the header check lists, but no spectrum image: loading fails
+    hs.signals.Signal2D(np.zeros((16, 16), "float32")).save(tmp_path / "sub" / "image only.hspy")
     d = Dashboard(si, data_dir=tmp_path, decode_mode="sync", use_pretrained=False,
                   catch_widget_errors=True)
     try:
         d.select_tab("Data")
-        d.chooser.select("broken.dm3")
+        d.chooser.select("sub/image only.hspy")
         d.chooser.load_button.click()  # raises inside the guarded callback
         text = d.error_text
         assert text.startswith("Error while loading the file:"), text
-        assert "broken.dm3" in text and str(tmp_path) not in text and "Traceback" not in text
+        assert "no EELS spectrum image" in text, text
+        # named relative to the data folder, no server path
+        assert "'sub/image only.hspy'" in text and str(tmp_path) not in text, text
+        assert "Traceback" not in text
         assert 'role="alert"' in d.error_box.value
         d.dismiss_button.click()
         assert d.error_text == ""
@@ -325,8 +391,9 @@ def test_errors_show_in_the_page_without_paths(si, tmp_path):
             _deliver_from_browser(other, {"method": "custom", "content": {}})
         finally:
             other.close()
+        # no server path on the page: only the file's own name is left
         assert d.error_text == ("Error while handling a widget event: "
-                                "RuntimeError: boom in ~/secret/file.py"), d.error_text
+                                "RuntimeError: boom in file.py"), d.error_text
         assert d.si is si  # the app still holds the previous data and keeps working
         d.viewer.position = [5, 5]
         np.testing.assert_allclose(d.spectrum_view.lines["measured"].y, si.spectra[5, 5])
@@ -501,3 +568,206 @@ def test_dashboard_notebook_is_tiny():
     nb = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks" / "dashboard.ipynb", 4)
     code = [c.source for c in nb.cells if c.cell_type == "code"]
     assert len(code) == 1 and "Dashboard(" in code[0] and len(code[0].splitlines()) <= 6
+
+
+# ------------------------------------------------------------------ issue 13 / 12 (dashboard)
+
+
+def _all_widget_state() -> str:
+    """Every live widget's synced state as JSON text (what the page can be sent)."""
+    import json
+
+    from ipywidgets.widgets.widget import _instances
+
+    parts = []
+    for widget in list(_instances.values()):
+        try:
+            state = widget.get_state()
+        except Exception:  # a widget half closed by a test
+            continue
+        parts.append(json.dumps(state, default=lambda o: f"<{type(o).__name__}>"))
+    return "\n".join(parts)
+
+
+def test_uploads_are_named_as_uploaded_and_warnings_shown_without_paths(si, tmp_path, capsys):
+    """Issue 13: an upload that fails to load and one that loads with a warning. The page
+    names each by its uploaded name; the warning is a visible notice, not stderr output;
+    no temporary-folder or data-folder path is in any widget's state."""
+    import hyperspy.api as hs
+
+    from plasmonwidgets.widgets.dashboard import Dashboard
+
+    image = tmp_path / "image.hspy"
+    hs.signals.Signal2D(np.zeros((16, 16), "float32")).save(image)
+    no_haadf = tiny_hspy(tmp_path / "no_haadf.hspy", shape=(24, 24, 40))
+    data = tmp_path / "data"
+    data.mkdir()
+    d = Dashboard(si, data_dir=data, decode_mode="sync", use_pretrained=False,
+                  catch_widget_errors=True)
+    try:
+        d.select_tab("Data")
+        chooser = d.chooser
+        chooser.upload.value = ({"name": "My image.hspy", "content": image.read_bytes()},)
+        chooser.load_button.click()
+        assert "Error while loading the file:" in d.error_text
+        assert "'My image.hspy'" in d.error_text and "no EELS spectrum image" in d.error_text
+        upload_dir = str(chooser._upload_dir)
+        assert upload_dir not in d.error_box.value and "plasmonwidgets-upload-" not in d.error_text
+
+        d.clear_error()
+        chooser.upload.value = ({"name": "SI without HAADF.hspy", "content": no_haadf},)
+        chooser.load_button.click()
+        assert d.error_text == "", d.error_text
+        assert d.si.scan_shape == (24, 24) and d.source == "SI without HAADF.hspy"
+        notice = d.notice_text
+        assert notice.startswith("Note while loading SI without HAADF.hspy:"), notice
+        assert "'SI without HAADF.hspy'" in notice and "no HAADF/ADF/DF image" in notice
+        assert 'role="status"' in d.notice_box.value
+
+        state = _all_widget_state()
+        for server_path in (upload_dir, str(data), str(tmp_path), "plasmonwidgets-upload-"):
+            assert server_path not in state
+        err = capsys.readouterr().err
+        assert "no HAADF/ADF/DF image" not in err and upload_dir not in err
+    finally:
+        d.close()
+
+
+def test_tile_window_and_split_direction_are_the_users_choice(tmp_path):
+    """Issue 12: a 10x24 scan refuses the default 16-pixel window with advice, then tiles
+    with the window the user chooses; halves are cut across the longer axis unless the
+    user picks the direction; a window in SI pixels is ``scale`` HAADF pixels each."""
+    import plasmonwidgets as pw
+    from plasmonwidgets.widgets.dashboard import Dashboard
+
+    big = pw.datasets.nanocube_array(seed=0, size=32)
+    d = Dashboard(big, data_dir=tmp_path, decode_mode="sync", use_pretrained=False)
+    try:
+        d.select_tab("Data")
+        (tmp_path / "wide.hspy").write_bytes(tiny_hspy(tmp_path / "w.hspy", shape=(10, 24, 40)))
+        d.guard(d.load_file, "loading the file")(tmp_path / "wide.hspy")
+        assert "too small for 16x16 HAADF-pixel tiles" in d.error_text
+        assert "at most 10 HAADF pixels in the Data tab" in d.error_text
+        assert d.si is big  # still shows the previous data
+
+        d.tile_window.value = 4  # the Data tab's controls
+        d.tiles_button.click()
+        assert d.error_text == "" and d.si.scan_shape == (10, 24) and d.pairs.window == 4
+        assert d.source == "wide.hspy"
+        train, test = d.train_set.positions, d.test_set.positions
+        assert d.split_used == "left | right"  # 24 columns > 10 rows: columns are cut
+        assert train[:, 1].max() < test[:, 1].min()
+        summary = d.summary.value
+        assert "4×4 HAADF px" in summary and "split left | right" in summary
+
+        d.select_tab("Data")
+        d.split_choice.value = 0
+        d.tiles_button.click()
+        train, test = d.train_set.positions, d.test_set.positions
+        assert d.split_used == "top / bottom" and train[:, 0].max() < test[:, 0].min()
+
+        # SI pixels on an oversampled HAADF: 3 SI px = 6 HAADF px at scale 2
+        d.set_si(pw.datasets.nanocube_array(seed=0, size=24, scale=2))
+        d.set_tiling(window=3, window_unit="si", split_axis=None)
+        assert d.pairs.window == 6 and d.tile_pixels() == 6
+        d.select_tab("Train")
+        model = d.trainers[("im2spec", 2)].trainer.model
+        assert model.window == 6  # new models are built for the chosen window
+        with pytest.raises(ValueError, match="window_unit must be one of"):
+            d.set_tiling(window=3, window_unit="nm")
+        assert d.window_unit == "si" and d.pairs.window == 6  # a refused choice changes nothing
+    finally:
+        d.close()
+
+
+@needs_models
+def test_pretrained_models_are_used_only_with_their_window(si, tmp_path):
+    from plasmonwidgets.widgets.dashboard import Dashboard
+
+    d = Dashboard(si, data_dir=tmp_path, decode_mode="sync", window=12)
+    try:
+        assert d.pairs.window == 12 and d.models == {}
+        assert "uses 16x16 HAADF-pixel tiles, these tiles are 12x12" in d.header.value
+        d.set_tiling(window=pretrained.WINDOW)
+        assert len(d.models) == 4
+    finally:
+        d.close()
+
+
+def test_intensity_axis_says_counts_only_for_unnormalised_data(si, tmp_path):
+    from plasmonwidgets.widgets.dashboard import Dashboard
+    from plasmonwidgets.widgets.spectrum_view import intensity_label
+
+    assert intensity_label(si) == "Intensity (counts)"
+    normalised = si.normalize()
+    assert intensity_label(normalised) == "Intensity (normalised)"
+    d = Dashboard(normalised, data_dir=tmp_path, decode_mode="sync", use_pretrained=False)
+    try:
+        d.select_tab("Data")
+        assert d.spectrum_view.y_axis.label == "Intensity (normalised)"
+        d.set_si(si)
+        d.select_tab("Data")
+        assert d.spectrum_view.y_axis.label == "Intensity (counts)"
+    finally:
+        d.close()
+
+
+def test_warnings_from_any_thread_reach_the_notice_line_not_stderr(si, tmp_path, capsys):
+    """On the Voila page (catch_widget_errors=True) a warning raised in a background
+    thread (training, decoding) is shown in the page without server paths; developers'
+    deprecation notices go to the server's terminal only."""
+    import threading
+
+    from plasmonwidgets.widgets.dashboard import Dashboard
+
+    original = warnings.showwarning
+    (tmp_path / "data").mkdir()
+    d = Dashboard(si, data_dir=tmp_path / "data", decode_mode="sync", use_pretrained=False,
+                  catch_widget_errors=True)
+    try:
+        def work():
+            warnings.warn(f"cannot cache {tmp_path}/cache/x.npy; continuing", UserWarning,
+                          stacklevel=1)
+            warnings.warn("old API", DeprecationWarning, stacklevel=1)
+
+        assert warnings.showwarning is not original  # the dashboard's hook is installed
+        with warnings.catch_warnings():  # keeps the hook, restores the filters afterwards
+            warnings.simplefilter("always")
+            thread = threading.Thread(target=work)
+            thread.start()
+            thread.join()
+        assert d.notice_text == "Note: UserWarning: cannot cache x.npy; continuing", d.notice_text
+        assert "old API" not in d.notice_text
+        assert "cannot cache" not in capsys.readouterr().err
+    finally:
+        d.close()
+    assert warnings.showwarning is original  # the hook is removed on close
+
+
+def test_uploads_get_the_lower_memory_budget(si, tmp_path, monkeypatch):
+    """Issue 13: an upload is loaded with the upload budget (here lowered to 100 kB), so a
+    file declaring more data is read lazily, with a notice; the same file in the data
+    folder loads into memory under the normal budget."""
+    from plasmonwidgets.widgets import loading
+    from plasmonwidgets.widgets.dashboard import Dashboard
+
+    monkeypatch.setattr(loading, "UPLOAD_MEMORY_BUDGET", 100_000)
+    data = tmp_path / "data"
+    data.mkdir()
+    content = tiny_hspy(data / "scan.hspy", shape=(24, 24, 100))  # 225 kB of float32
+    d = Dashboard(si, data_dir=data, decode_mode="sync", use_pretrained=False)
+    try:
+        d.select_tab("Data")
+        d.chooser.upload.value = ({"name": "big upload.hspy", "content": content},)
+        d.chooser.load_button.click()
+        assert d.error_text == "", d.error_text
+        assert d.si.is_lazy and d.source == "big upload.hspy"
+        assert "'big upload.hspy'" in d.notice_text or "big upload.hspy:" in d.notice_text
+        assert "more than the memory budget of 97.7 KiB" in d.notice_text, d.notice_text
+
+        d.select_tab("Data")
+        d.chooser.select("scan.hspy")
+        d.chooser.load_button.click()
+        assert d.error_text == "" and not d.si.is_lazy and d.source == "scan.hspy"
+    finally:
+        d.close()

@@ -507,3 +507,34 @@ def test_demo_serves_on_localhost_with_sources_stripped_and_idle_kernels_culled(
                                    "put the file in the data folder instead")
     finally:
         chooser.close()
+
+
+def test_demo_caps_kernels_and_shuts_down_those_of_closed_tabs(tmp_path):
+    """Issue 13: ``--max-kernels`` (default 8) and ``--cull-after`` (default 60 s) reach the
+    server's kernel manager; the real server's behaviour is tested in
+    ``e2e/test_voila_kernels.py``."""
+    from plasmonwidgets.cli import build_parser, demo_command
+    from plasmonwidgets.serve import DashboardKernelManager, capacity_page
+
+    args = build_parser().parse_args(["demo", "--data-dir", str(tmp_path)])
+    assert (args.max_kernels, args.cull_after) == (8, 60.0)
+    cmd, _ = demo_command(args.host, 8866, args.data_dir)
+    for flag in ("--DashboardKernelManager.max_kernels=8",
+                 "--DashboardKernelManager.orphan_timeout=60"):
+        assert flag in cmd, flag
+    args = build_parser().parse_args(["demo", "--max-kernels", "3", "--cull-after", "20"])
+    cmd, _ = demo_command(args.host, 8866, ".", max_kernels=args.max_kernels,
+                          cull_after=args.cull_after)
+    for flag in ("--DashboardKernelManager.max_kernels=3", "--DashboardKernelManager.orphan_timeout=20",
+                 "--MappingKernelManager.cull_idle_timeout=20", "--MappingKernelManager.cull_interval=5"):
+        assert flag in cmd, flag
+    with pytest.raises(ValueError, match="--max-kernels must be >= 0"):
+        demo_command("127.0.0.1", 8866, ".", max_kernels=-1)
+    with pytest.raises(ValueError, match="--cull-after must be > 0 seconds"):
+        demo_command("127.0.0.1", 8866, ".", cull_after=0)
+
+    manager = DashboardKernelManager(max_kernels=1)
+    assert not manager.at_capacity  # no kernel yet
+    manager._starting = 1  # one being started counts against the cap
+    assert manager.at_capacity
+    assert "3 dashboard sessions are open" in capacity_page(3)

@@ -79,6 +79,28 @@ def send_file(widget, uid, name, data: bytes, chunk: int, batch="b1", size=None)
     return replies
 
 
+def tiny_hspy(path: Path, seed: int = 0) -> bytes:
+    """Write a real (tiny) HyperSpy EELS SI file and return its bytes: a file the loader's
+    header check accepts, so an upload of it is listed."""
+    import hyperspy.api as hs
+
+    data = np.random.default_rng(seed).random((4, 4, 8)).astype("float32")
+    signal = hs.signals.Signal1D(data)
+    signal.axes_manager[-1].units = "eV"
+    signal.save(path, overwrite=True)
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def hspy_bytes(tmp_path_factory) -> bytes:
+    return tiny_hspy(tmp_path_factory.mktemp("tiny") / "tiny.hspy")
+
+
+@pytest.fixture(scope="module")
+def other_hspy_bytes(tmp_path_factory) -> bytes:
+    return tiny_hspy(tmp_path_factory.mktemp("tiny") / "other.hspy", seed=1)
+
+
 @pytest.fixture
 def data_root(tmp_path) -> Path:
     root = tmp_path / "data"
@@ -149,26 +171,27 @@ def test_real_dm4_in_many_pieces_is_streamed_to_disk_and_loads(chooser, dm4, dat
     np.testing.assert_array_equal(np.asarray(uploaded.spectra), np.asarray(original.spectra))
 
 
-def test_same_name_twice_does_not_overwrite(chooser):
-    first = send_file(chooser.upload, "a", "scan.hspy", b"first", chunk=2)[-1]
-    second = send_file(chooser.upload, "b", "scan.hspy", b"second", chunk=4)[-1]
+def test_same_name_twice_does_not_overwrite(chooser, hspy_bytes, other_hspy_bytes):
+    first = send_file(chooser.upload, "a", "scan.hspy", hspy_bytes, chunk=10_000)[-1]
+    second = send_file(chooser.upload, "b", "scan.hspy", other_hspy_bytes, chunk=7_000)[-1]
     assert (first["name"], second["name"]) == ("scan.hspy", "scan-1.hspy")
-    assert [p.read_bytes() for p in chooser.uploaded] == [b"first", b"second"]
+    assert [p.read_bytes() for p in chooser.uploaded] == [hspy_bytes, other_hspy_bytes]
 
 
 @pytest.mark.parametrize("hostile, stored", [
-    ("../../etc/passwd.dm4", "passwd.dm4"),
-    ("/etc/passwd.dm4", "passwd.dm4"),
-    ("C:\\Windows\\System32\\evil.dm4", "evil.dm4"),
-    ("..\\..\\..\\boot.ini.dm3", "boot.ini.dm3"),
-    ("/tmp/.hidden scan (1).emd", "hidden_scan_1.emd"),
+    ("../../etc/passwd.hspy", "passwd.hspy"),
+    ("/etc/passwd.hspy", "passwd.hspy"),
+    ("C:\\Windows\\System32\\evil.hspy", "evil.hspy"),
+    ("..\\..\\..\\boot.ini.hspy", "boot.ini.hspy"),
+    ("/tmp/.hidden scan (1).hspy", "hidden_scan_1.hspy"),
 ])  # fmt: skip
-def test_hostile_names_land_sanitised_inside_the_upload_folder(chooser, data_root, hostile, stored):
-    reply = send_file(chooser.upload, "h1", hostile, b"payload", chunk=3)[-1]
+def test_hostile_names_land_sanitised_inside_the_upload_folder(chooser, data_root, hostile, stored,
+                                                               hspy_bytes):
+    reply = send_file(chooser.upload, "h1", hostile, hspy_bytes, chunk=10_000)[-1]
     assert reply["type"] == "done" and reply["name"] == stored
     (path,) = chooser.uploaded
     assert path.name == stored and path.parent == chooser._upload_dir
-    assert path.read_bytes() == b"payload"
+    assert path.read_bytes() == hspy_bytes
     assert data_root not in path.parents
     assert upload_files(chooser) == [path]  # nothing written anywhere else in the folder
 
@@ -257,7 +280,7 @@ def test_unknown_and_malformed_messages_get_clear_answers(chooser):
     assert upload_files(chooser) == [] and up.in_progress == {}
 
 
-def test_refusal_in_the_browser_shows_in_status_next_to_the_accepted_files(chooser):
+def test_refusal_in_the_browser_shows_in_status_next_to_the_accepted_files(chooser, hspy_bytes):
     up = chooser.upload
     assert deliver(up, {"type": "refused", "batch": "sel1", "name": "huge.dm4",
                         "size": 3 * MIB}) is None  # nothing to answer
@@ -265,12 +288,13 @@ def test_refusal_in_the_browser_shows_in_status_next_to_the_accepted_files(choos
                 "folder instead")
     assert expected in shown(chooser) and is_alert(chooser)
     # a file accepted in the same selection is stored and selected; the refusal stays visible
-    assert send_file(up, "ok1", "small.dm4", b"12345", chunk=2, batch="sel1")[-1]["type"] == "done"
-    assert chooser.selected[0].name == "small.dm4"
+    assert send_file(up, "ok1", "small.hspy", hspy_bytes, chunk=10_000,
+                     batch="sel1")[-1]["type"] == "done"
+    assert chooser.selected[0].name == "small.hspy"
     assert expected in shown(chooser)
     # the next selection starts with a clean slate
-    send_file(up, "ok2", "next.dm4", b"12345", chunk=5, batch="sel2")
-    assert "Selected next.dm4" in shown(chooser) and not is_alert(chooser)
+    send_file(up, "ok2", "next.hspy", hspy_bytes, chunk=10_000, batch="sel2")
+    assert "Selected next.hspy" in shown(chooser) and not is_alert(chooser)
     assert "over the 2 MB" not in shown(chooser)
 
 
@@ -292,27 +316,50 @@ def test_cancel_and_close_delete_partial_files(chooser):
 
 def test_disabled_upload_refuses_in_the_kernel_too(chooser):
     chooser.upload.disabled = True
+    assert not chooser.upload.enabled
     reply = deliver(chooser.upload, {"type": "start", "id": "d", "batch": "b", "name": "d.dm4",
                                      "size": 3})
     assert reply["message"] == "'d.dm4': uploads are switched off here"
     assert upload_files(chooser) == []
 
 
-def test_empty_file_is_stored_at_start(chooser):
+def test_empty_file_is_stored_at_start_then_refused_by_the_header_check(chooser):
     reply = deliver(chooser.upload, {"type": "start", "id": "z", "batch": "b", "name": "z.npz",
                                      "size": 0})
     assert reply == {"type": "done", "id": "z", "name": "z.npz", "size": 0}
-    assert chooser.uploaded[0].read_bytes() == b""
+    # an empty archive is nothing the loader could read: not listed, deleted, said so
+    assert chooser.uploaded == [] and upload_files(chooser) == []
+    assert "z.npz" in shown(chooser) and "the uploaded file was deleted" in shown(chooser)
+    assert str(chooser._upload_dir) not in chooser.status.value and is_alert(chooser)
 
 
-def test_a_failing_listener_is_reported_not_raised(chooser):
+def test_an_upload_the_loader_would_refuse_is_never_listed(chooser, tmp_path):
+    """Issue 13: a file refused by ``check_data_file`` (here an HDF5 file whose dataset
+    lives in a server file, HDF5 external storage) is deleted, named as uploaded."""
+    import h5py
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"server secret " * 64)
+    crafted = tmp_path / "crafted.hspy"
+    with h5py.File(crafted, "w") as f:
+        f.create_dataset("data", shape=(16, 4, 2), dtype="float32",
+                         external=[(str(secret), 0, 16 * 4 * 2 * 4)])
+    replies = send_file(chooser.upload, "ext", "Nice scan.hspy", crafted.read_bytes(), chunk=MIB)
+    assert replies[-1]["type"] == "done"  # stored, then checked
+    assert chooser.uploaded == [] and upload_files(chooser) == []
+    text = shown(chooser)
+    assert "Nice scan.hspy" in text and "the uploaded file was deleted" in text, text
+    assert str(tmp_path) not in text and "plasmonwidgets-upload-" not in text
+
+
+def test_a_failing_listener_is_reported_not_raised(chooser, hspy_bytes):
     def broken(_path):
         raise RuntimeError("listing exploded")
 
     chooser.upload.on_file(broken)
-    reply = send_file(chooser.upload, "f", "f.dm4", b"abc", chunk=3)[-1]
+    reply = send_file(chooser.upload, "f", "f.hspy", hspy_bytes, chunk=MIB)[-1]
     assert reply["type"] == "done"  # the file itself is stored
-    assert shown(chooser) == "'f.dm4' was uploaded, but showing it failed: RuntimeError: listing exploded"
+    assert shown(chooser) == "'f.hspy' was uploaded, but showing it failed: RuntimeError: listing exploded"
 
 
 def test_too_many_open_transfers_are_refused(chooser):
@@ -325,12 +372,12 @@ def test_too_many_open_transfers_are_refused(chooser):
     assert len(upload_files(chooser)) == 4
 
 
-def test_python_side_value_is_stored_like_an_upload_and_cleared(chooser):
-    chooser.upload.value = ({"name": "py.dm3", "content": memoryview(b"12")},
+def test_python_side_value_is_stored_like_an_upload_and_cleared(chooser, hspy_bytes):
+    chooser.upload.value = ({"name": "py.hspy", "content": memoryview(hspy_bytes)},
                             {"name": "evil.sh", "content": b"#!/bin/sh"})
     assert chooser.upload.value == ()
-    assert [p.name for p in chooser.uploaded] == ["py.dm3"]
-    assert chooser.selected[0].read_bytes() == b"12"
+    assert [p.name for p in chooser.uploaded] == ["py.hspy"]
+    assert chooser.selected[0].read_bytes() == hspy_bytes
     assert "'evil.sh' is not a supported file type" in shown(chooser)
 
 
@@ -359,4 +406,54 @@ def test_an_unexpected_failure_is_answered_not_raised(tmp_path):
     assert reply == {"type": "error", "id": "u", "message": "upload failed in the kernel"}
     assert seen == ["upload failed in the kernel: ZeroDivisionError: division by zero"]
     assert up.in_progress == {}
+    up.close()
+
+
+def page_update(widget, state: dict) -> None:
+    """Deliver a widget ``update`` message as a page (or a script posing as one) sends it."""
+    widget.comm.handle_msg({
+        "content": {"comm_id": widget.comm.comm_id,
+                    "data": {"method": "update", "state": state, "buffer_paths": []}},
+        "buffers": [],
+    })  # fmt: skip
+
+
+def test_the_page_cannot_relax_the_limit_or_switch_uploads_on(tmp_path, caplog):
+    """Issue 13: ``update {max_bytes: 1e9, disabled: false}`` from the page changes nothing."""
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    up = ChunkedUpload(destination=lambda name, size: folder / name, max_bytes=1024)
+    with caplog.at_level(logging.WARNING):
+        page_update(up, {"max_bytes": 1e9, "disabled": False, "chunk_bytes": 9 * MIB})
+    assert up.limit_bytes == up.max_bytes == 1024 and up.enabled and up.chunk_bytes == MIB
+    assert any("ignored the page's update" in r.getMessage() for r in caplog.records)
+
+    # announcing the real size is refused at the start: no file is created
+    reply = deliver(up, {"type": "start", "id": "big", "batch": "b", "name": "big.dm4",
+                         "size": 1024 + 5000})
+    assert reply["type"] == "error" and "over the 0.000976562 MB upload limit" in reply["message"]
+    assert list(folder.iterdir()) == []
+
+    # announcing a small size and sending 5000 B more: cut off, partial file removed
+    deliver(up, {"type": "start", "id": "sly", "batch": "b", "name": "sly.dm4", "size": 1024})
+    assert deliver(up, {"type": "chunk", "id": "sly", "offset": 0}, [b"x" * 1000])["type"] == "ack"
+    reply = deliver(up, {"type": "chunk", "id": "sly", "offset": 1000}, [b"x" * 5024])
+    assert reply["type"] == "error" and "upload limit" in reply["message"]
+    assert list(folder.iterdir()) == [] and up.in_progress == {}
+
+    # switched off by the kernel: the page switching it back on is ignored as well
+    up.disabled = True
+    page_update(up, {"disabled": False})
+    assert up.disabled and not up.enabled
+    reply = deliver(up, {"type": "start", "id": "off", "batch": "b", "name": "off.dm4", "size": 3})
+    assert reply["message"] == "'off.dm4': uploads are switched off here"
+    up.close()
+
+
+def test_python_code_still_configures_the_upload(tmp_path):
+    up = ChunkedUpload(destination=lambda name, size: tmp_path / name, max_bytes=10)
+    up.limit_bytes = 20
+    assert up.max_bytes == 20 and up.limit_bytes == 20
+    up.enabled = False
+    assert up.disabled
     up.close()

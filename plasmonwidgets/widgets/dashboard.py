@@ -13,9 +13,18 @@ used when they match the data's energy axis (``pretrained.check_compatible``);
 otherwise the page says so and offers training.
 
 Errors never take the app down: every callback the dashboard owns is wrapped
-(:meth:`Dashboard.guard`) and reports ``Type: message`` in a visible error box,
-with server paths shortened; ``catch_widget_errors=True`` (the Voila page) also
-routes exceptions raised inside other widgets' callbacks there.
+(:meth:`Dashboard.guard`) and reports ``Type: message`` in a visible error box;
+warnings raised meanwhile are collected and shown in a notice line. No server path
+reaches the page: a user's file is named as uploaded or by its path relative to the
+data folder, and every message goes through :func:`~.loading.redact_paths`.
+``catch_widget_errors=True`` (the Voila page) also routes exceptions raised inside
+other widgets' callbacks, and warnings from any thread, into those boxes instead of
+the page's stderr stream.
+
+Tiles: the window is chosen in the Data tab, in HAADF or SI pixels (a window in SI
+pixels is ``scale`` times as many HAADF pixels), and so is the direction of the
+train/test split (left | right or top / bottom halves; by default across the longer
+scan axis). Pre-trained models are used only with the window they were trained on.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import os
 import re
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,18 +45,29 @@ import numpy as np
 
 from .. import pretrained
 from ._message import message_html
+from .loading import for_the_user, load_quietly, redact_paths, upload_budget
+from .spectrum_view import intensity_label
 
-__all__ = ["SMALL_ENV", "TABS", "Dashboard", "small_settings"]
+__all__ = ["SMALL_ENV", "SPLIT_AXES", "TABS", "WINDOW_UNITS", "Dashboard", "small_settings"]
 
 SMALL_ENV = "PLASMONWIDGETS_SMALL"
 TABS = ("Data", "NMF", "Train", "Errors", "Latent", "Inverse design")
 KEYS = tuple((d, k) for d in pretrained.DIRECTIONS for k in pretrained.LATENT_DIMS)
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+#: tile window units: HAADF pixels, or SI pixels (x scale HAADF pixels each)
+WINDOW_UNITS = ("haadf", "si")
+#: train/test split of the scan into halves: None = across the longer axis,
+#: 1 = left | right (columns cut), 0 = top / bottom (rows cut)
+SPLIT_AXES = (None, 1, 0)
 
 
 def small_settings() -> bool:
     """True when ``$PLASMONWIDGETS_SMALL`` asks for small sizes/epochs (CI, quick looks)."""
     return os.environ.get(SMALL_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+# how the page names TilePairs.split's axes ("rows" cut: top / bottom halves)
+_AXIS_NAMES = {"columns": "left | right", "rows": "top / bottom"}
 
 
 def _label(key: tuple[str, int]) -> str:
@@ -77,13 +98,19 @@ class Dashboard(ipw.VBox):
     lazy : build a tab's content when it is first selected (False builds all now).
     decode_mode : LatentExplorer decoding, ``"thread"`` (UI) or ``"sync"`` (tests).
     catch_widget_errors : also show exceptions raised in other widgets' callbacks
-        (comm messages, button handlers) in the error box. Meant for the Voila page,
-        where the kernel serves this dashboard only.
+        (comm messages, button handlers) in the error box, and warnings in the notice
+        line. Meant for the Voila page, where the kernel serves this dashboard only.
+    window, window_unit : tile window (default 16 HAADF pixels); unit ``"haadf"`` or
+        ``"si"``.
+    split_axis : halves split: None (across the longer scan axis), 1 (left | right)
+        or 0 (top / bottom).
 
     Attributes (named parts, for tests and scripting)
     -------------------------------------------------
     tabs : Tab; ``tab(name)`` returns a tab's content box (built on demand)
     error_box : HTML, empty unless something failed
+    notice_box : HTML, warnings raised by the last action (paths removed), else empty
+    tile_window, tile_unit, split_choice, tiles_button : Data tab tile controls
     models : dict (direction, latent) -> model in use, or missing
     model_notes : dict (direction, latent) -> where the model came from
     viewer, spectrum_view, tile_view, probe_link, chooser : Data tab parts
@@ -101,6 +128,9 @@ class Dashboard(ipw.VBox):
         lazy: bool = True,
         decode_mode: str = "thread",
         catch_widget_errors: bool = False,
+        window: int = pretrained.WINDOW,
+        window_unit: str = "haadf",
+        split_axis: int | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -113,6 +143,8 @@ class Dashboard(ipw.VBox):
         self.lazy = bool(lazy)
         self._redactions: list[tuple[str, str]] = []
         self._hooks: list[Callable[[], None]] = []
+        self.window, self.window_unit, self.split_axis = self._check_tiling(
+            window, window_unit, split_axis)
 
         self.header = ipw.HTML()
         self.error_box = ipw.HTML(layout={"margin": "4px 0"})
@@ -121,14 +153,19 @@ class Dashboard(ipw.VBox):
             description="dismiss", layout={"width": "80px", "display": "none"}
         )
         self.dismiss_button.on_click(self.guard(lambda _b: self.clear_error(), "dismiss"))
+        self.notice_box = ipw.HTML(layout={"margin": "2px 0"})
+        self.notice_box.add_class("pw-dashboard-notice")
         self.tabs = ipw.Tab()
         self.tabs.add_class("pw-dashboard-tabs")
         self._boxes = {name: ipw.VBox(layout={"padding": "6px"}) for name in TABS}
         self.tabs.children = [self._boxes[n] for n in TABS]
         self.tabs.titles = TABS
-        self.children = [self.header, ipw.HBox([self.error_box, self.dismiss_button]), self.tabs]
+        self.children = [self.header, ipw.HBox([self.error_box, self.dismiss_button]),
+                         self.notice_box, self.tabs]
 
         self.si: Any = None
+        self.pending_si: Any = None  # (si, source) refused for its window, until re-tiled
+        self.split_used = ""
         self.pairs: Any = None  # all tiles with a full window
         self.train_set: Any = None
         self.test_set: Any = None
@@ -153,11 +190,16 @@ class Dashboard(ipw.VBox):
         """``fn`` wrapped so an exception shows in the error box instead of propagating."""
 
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(*args, **kwargs)
-            except Exception as exc:
-                self.show_error(exc, what)
-                return None
+            # warnings are shown on the page (paths removed), not sent to its stderr stream
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    return fn(*args, **kwargs)
+                except Exception as exc:
+                    self.show_error(exc, what)
+                    return None
+                finally:
+                    self.show_warnings(for_the_user(caught), what)
 
         wrapped.__name__ = getattr(fn, "__name__", "callback")
         wrapped.__doc__ = getattr(fn, "__doc__", None)
@@ -189,6 +231,29 @@ class Dashboard(ipw.VBox):
         self.error_box.value = ""
         self.dismiss_button.layout.display = "none"
 
+    def show_warnings(self, texts: list[str], context: str = "") -> None:
+        """Show warning texts (each once, server paths removed) in the notice line.
+
+        An empty list leaves the line as it is; :meth:`clear_warnings` empties it.
+        """
+        shown: list[str] = []
+        for text in texts:
+            text = self._redact(str(text))
+            if text not in shown:
+                shown.append(text)
+        if not shown:
+            return
+        where = f"Note while {context}: " if context else "Note: "
+        self.notice_box.value = message_html(where + " | ".join(shown), "warning")
+
+    def clear_warnings(self) -> None:
+        self.notice_box.value = ""
+
+    @property
+    def notice_text(self) -> str:
+        """The warnings shown, as plain text ('' when none)."""
+        return html.unescape(re.sub(r"<[^>]+>", "", self.notice_box.value))
+
     @property
     def error_text(self) -> str:
         """The error shown, as plain text ('' when none)."""
@@ -210,15 +275,13 @@ class Dashboard(ipw.VBox):
         return _Ctx()
 
     def _redact(self, text: str) -> str:
-        """Shorten server paths in a message: the data folder, uploads, the package, home."""
+        """Remove server paths from a message: a user's files by the names the user knows
+        them by, the data folder, the package and the environment by labels, and any other
+        absolute path by its last component."""
         pairs = [*self._redactions, (_PACKAGE_DIR, "plasmonwidgets"), (sys.prefix, "<env>")]
-        home = os.path.expanduser("~")
-        if home and home != "/":
-            pairs.append((home, "~"))
-        for path, label in sorted(pairs, key=lambda p: -len(p[0])):
-            if path:
-                text = text.replace(path, label)
-        return text
+        if self.chooser is not None:
+            pairs += self.chooser.redactions().items()
+        return redact_paths(text, pairs)
 
     def _install_error_hooks(self) -> None:
         """Route exceptions from other widgets' callbacks into the error box.
@@ -239,6 +302,21 @@ class Dashboard(ipw.VBox):
         for lg in loggers:
             lg.addHandler(handler)
         self._hooks.append(lambda: [lg.removeHandler(handler) for lg in loggers])
+
+        # warnings from any thread (training, decoding) reach the notice line, not stderr
+        original_showwarning = warnings.showwarning
+
+        def showwarning(message, category, filename, lineno, file=None, line=None):
+            record = warnings.WarningMessage(message, category, filename, lineno, file, line)
+            shown = for_the_user([record])
+            if shown:
+                dashboard.show_warnings(shown)
+            elif sys.__stderr__ is not None:  # developers' warnings: the server's terminal
+                print(warnings.formatwarning(message, category, filename, lineno, line),
+                      file=sys.__stderr__, end="")
+
+        warnings.showwarning = showwarning
+        self._hooks.append(lambda: setattr(warnings, "showwarning", original_showwarning))
         try:
             from IPython import get_ipython
         except ImportError:  # pragma: no cover - IPython ships with ipykernel
@@ -266,20 +344,28 @@ class Dashboard(ipw.VBox):
         for attr in ("spectra", "haadf", "energy", "scan_shape"):
             if not hasattr(si, attr):
                 raise TypeError(f"expected a SpectrumImage (with .{attr}), got {type(si).__name__}")
-        window = pretrained.WINDOW
+        window = self.tile_pixels(si)
         h, w = si.scan_shape
-        if min(h, w) * si.scale < window + 2:
+        H, W = si.haadf.shape
+        if window > min(H, W):
+            # kept, so that choosing a smaller window (set_tiling) shows this data
+            self.pending_si = (si, source)
+            smaller = min(H, W) if self.window_unit == "haadf" else min(H, W) // si.scale
             raise ValueError(
-                f"the scan ({h}x{w} SI pixels, HAADF {si.haadf.shape}) is too small for "
-                f"{window}x{window} HAADF tiles; load a larger scan"
+                f"the scan ({h}x{w} SI pixels, HAADF {H}x{W}) is too small for {window}x{window} "
+                f"HAADF-pixel tiles; choose a window of at most {smaller} "
+                f"{'HAADF' if self.window_unit == 'haadf' else 'SI'} pixels in the Data tab"
             )
-        pairs = make_tiles(si, window=window)
-        try:
-            train_set, test_set = pairs.split(pretrained.SPLIT)
+        pairs = make_tiles(si, window=self.window, window_unit=self.window_unit)
+        self.pending_si = None
+        try:  # split_axis None: across the longer scan axis
+            train_set, test_set = pairs.split(pretrained.SPLIT, axis=self.split_axis)
         except ValueError:
             train_set, test_set = pairs.split("random", test_fraction=0.3, seed=0)
         self._close_parts()
         self.si, self.pairs, self.train_set, self.test_set = si, pairs, train_set, test_set
+        axis = train_set.split_info.get("axis")
+        self.split_used = _AXIS_NAMES.get(axis, "random (the scan is too small for halves)")
         self.source = source or str(si.metadata.get("title") or "built-in nanocube array")
         self.models, self.model_notes = {}, {}
         if self.use_pretrained:
@@ -296,17 +382,94 @@ class Dashboard(ipw.VBox):
                 self._build(name)
 
     def load_file(self, si_path: str | os.PathLike, haadf_path: str | os.PathLike | None = None,
-                  *, remove_zlp: bool = False, crop: tuple[float, float] | None = None) -> Any:
-        """Load a file with ``pw.load`` (optionally remove the ZLP tail and crop) and show it."""
-        from ..io import load
+                  *, remove_zlp: bool = False, crop: tuple[float, float] | None = None,
+                  memory_budget: int | None = None) -> Any:
+        """Load a file with ``pw.load`` (optionally remove the ZLP tail and crop) and show it.
 
-        si = load(si_path, haadf=haadf_path)
-        if remove_zlp:
-            si = si.remove_zlp()
-        if crop is not None:
-            si = si.crop(*crop)
-        self.set_si(si, source=Path(si_path).name)
+        Files are named as the user knows them (:meth:`display_name`); warnings raised
+        while loading appear in :attr:`notice_box` with server paths removed. Uploaded
+        files are loaded with the lower upload memory budget unless ``memory_budget``
+        (bytes) is given.
+        """
+        name = self.display_name(si_path)
+        haadf_name = self.display_name(haadf_path) if haadf_path is not None else None
+        for path, shown in ((si_path, name), (haadf_path, haadf_name)):
+            if path is not None and (str(path), shown) not in self._redactions:
+                self._redactions.append((str(path), shown))
+        uploaded = self.chooser is not None and any(
+            self.chooser.is_upload(p) for p in (si_path, haadf_path) if p is not None)
+        if memory_budget is None and uploaded:
+            memory_budget = upload_budget()
+        self.clear_warnings()
+        si, notes = load_quietly(si_path, haadf_path, display_name=name,
+                                 haadf_display_name=haadf_name, memory_budget=memory_budget)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if remove_zlp:
+                si = si.remove_zlp()
+            if crop is not None:
+                si = si.crop(*crop)
+            self.set_si(si, source=name)
+        notes += for_the_user(caught)
+        self.show_warnings(notes, f"loading {name}")
         return si
+
+    def display_name(self, path: str | os.PathLike) -> str:
+        """How a file is named on the page: as uploaded, or relative to the data folder."""
+        if self.chooser is not None:
+            return self.chooser.display_name(path)
+        path = Path(path)
+        if self.data_dir is not None:
+            try:
+                return path.resolve().relative_to(Path(self.data_dir).resolve()).as_posix()
+            except ValueError:
+                pass
+        return path.name
+
+    # ------------------------------------------------------------------ tiles
+    @staticmethod
+    def _check_tiling(window: Any, unit: Any, split_axis: Any) -> tuple[int, str, int | None]:
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+            raise ValueError(f"the tile window must be a positive whole number of pixels, got {window!r}")
+        if unit not in WINDOW_UNITS:
+            raise ValueError(f"window_unit must be one of {WINDOW_UNITS}, got {unit!r}")
+        if split_axis not in SPLIT_AXES:
+            raise ValueError(f"split_axis must be None (longer axis), 1 (left | right) or 0 "
+                             f"(top / bottom), got {split_axis!r}")
+        return int(window), str(unit), split_axis
+
+    def tile_pixels(self, si: Any = None) -> int:
+        """The tile window in HAADF pixels for ``si`` (default the current data)."""
+        si = self.si if si is None else si
+        return self.window * (int(si.scale) if self.window_unit == "si" else 1)
+
+    def set_tiling(self, *, window: int, window_unit: str = "haadf",
+                   split_axis: int | None = None) -> None:
+        """Choose the tile window (in HAADF or SI pixels) and the split, and re-tile the data.
+
+        Models trained on another window no longer fit: the pre-trained ones are used
+        only with their own window, models trained here are dropped.
+        """
+        old = (self.window, self.window_unit, self.split_axis)
+        self.window, self.window_unit, self.split_axis = self._check_tiling(
+            window, window_unit, split_axis)
+        # data whose loading stopped at a window too large for it, else the data shown
+        si, source = self.pending_si or (self.si, self.source)
+        try:
+            self.set_si(si, source=source)
+        except Exception:
+            self.window, self.window_unit, self.split_axis = old
+            raise
+
+    def _incompatible(self, model: Any) -> str | None:
+        """Why ``model`` cannot be used on the current tiles (energy axis, window), or None."""
+        reason = pretrained.check_compatible(model, self.si)
+        if reason is None and int(getattr(model, "window", self.pairs.window)) != self.pairs.window:
+            n = int(model.window)
+            reason = (f"the {model.direction} model ({model.latent_dim} latent) uses {n}x{n} "
+                      f"HAADF-pixel tiles, these tiles are {self.pairs.window}x{self.pairs.window}; "
+                      "train new models in the Train tab")
+        return reason
 
     def _load_pretrained(self) -> None:
         missing, refused = [], []
@@ -316,7 +479,7 @@ class Dashboard(ipw.VBox):
             except FileNotFoundError:
                 missing.append(_label(key))
                 continue
-            reason = pretrained.check_compatible(model, self.si)
+            reason = self._incompatible(model)
             if reason is not None:
                 refused.append(reason)
                 continue
@@ -331,7 +494,7 @@ class Dashboard(ipw.VBox):
 
     def set_model(self, key: tuple[str, int], model: Any, note: str = "trained here") -> None:
         """Use ``model`` for (direction, latent) everywhere (probe predictions, errors, latent)."""
-        reason = pretrained.check_compatible(model, self.si)
+        reason = self._incompatible(model)
         if reason is not None:
             raise ValueError(reason)
         self.models[key] = model
@@ -440,22 +603,45 @@ class Dashboard(ipw.VBox):
         self.viewer = HAADFViewer(si, size=420, title="HAADF — click to probe")
         self.viewer.add_class("pw-dashboard-viewer")
         self.spectrum_view = SpectrumView(energy=si.energy, title="spectrum at the probe",
-                                          width="520px", height="300px")
+                                          width="520px", height="300px", y_label=intensity_label(si))
         self.spectrum_view.figure.add_class("pw-probe-spectrum")
         self.tile_view = TileView(tile_size=120)
         h, w = si.scan_shape
         self.viewer.position = [h // 2, w // 2]
         self.probe_link = link(self.viewer, self.spectrum_view, self.tile_view,
-                               models=self._probe_models(), si=si, window=pretrained.WINDOW)
+                               models=self._probe_models(), si=si, window=self.pairs.window)
         self.summary = ipw.HTML(self._summary_html())
         parts = [
             ipw.HBox([self.viewer, ipw.VBox([self.spectrum_view, self.tile_view])]),
             self.summary,
+            self._build_tiling(),
         ]
         loader = ipw.Accordion(children=[self._build_loader()], selected_index=None)
         loader.set_title(0, "Load your own data (.dm3/.dm4/.emd/.hspy)")
         parts.append(loader)
         return parts
+
+    def _build_tiling(self) -> ipw.Widget:
+        self.tile_window = ipw.BoundedIntText(value=self.window, min=1, max=4096, description="window",
+                                              layout={"width": "170px"})
+        self.tile_unit = ipw.ToggleButtons(options=[("HAADF px", "haadf"), ("SI px", "si")],
+                                           value=self.window_unit, style={"button_width": "80px"})
+        self.split_choice = ipw.Dropdown(
+            options=[("halves across the longer axis", None), ("left | right halves", 1),
+                     ("top / bottom halves", 0)],
+            value=self.split_axis, description="split", layout={"width": "320px"},
+        )
+        self.tiles_button = ipw.Button(description="Apply", icon="th", layout={"width": "90px"})
+        self.tiles_button.on_click(self.guard(lambda _b: self._apply_tiling(), "making tiles"))
+        return ipw.VBox([
+            ipw.HTML("<b>Tiles</b> (HAADF window around each SI pixel; train and test come from "
+                     "different halves of the scan):"),
+            ipw.HBox([self.tile_window, self.tile_unit, self.split_choice, self.tiles_button]),
+        ])  # fmt: skip
+
+    def _apply_tiling(self) -> None:
+        self.set_tiling(window=int(self.tile_window.value), window_unit=self.tile_unit.value,
+                        split_axis=self.split_choice.value)
 
     def _probe_models(self) -> dict[str, Any]:
         return {_label(k): m for k, m in sorted(self.models.items())}
@@ -495,7 +681,7 @@ class Dashboard(ipw.VBox):
         return float(lo), float(hi)
 
     def _on_chooser_load(self, si_path: Path, haadf_path: Path | None) -> None:
-        self.chooser.status.value = message_html(f"loading {si_path.name}…", "info")
+        self.chooser.status.value = message_html(f"loading {self.display_name(si_path)}…", "info")
         # the crop slider still spans the current data: a narrowed range is the user's choice
         self.load_file(si_path, haadf_path, remove_zlp=self.zlp.value,
                        crop=self._crop_arg(self.si))
@@ -526,8 +712,9 @@ class Dashboard(ipw.VBox):
             ("HAADF pixels", f"{si.haadf.shape[0]} × {si.haadf.shape[1]} (×{si.scale} per SI pixel)"),
             ("energy", f"{e.size} channels, {e[0]:.3g}–{e[-1]:.3g} eV"),
             ("pixel size", f"{si.pixel_size:.3g} {html.escape(si.pixel_unit)}"),
-            ("tiles", f"{len(self.pairs)} of {pretrained.WINDOW}×{pretrained.WINDOW} HAADF px "
-                      f"({len(self.train_set)} train / {len(self.test_set)} test, spatial split)"),
+            ("tiles", f"{len(self.pairs)} of {self.pairs.window}×{self.pairs.window} HAADF px "
+                      f"({self.pairs.window / si.scale:.3g} SI px) — {len(self.train_set)} train / "
+                      f"{len(self.test_set)} test, split {html.escape(self.split_used)}"),
         ]
         names = si.metadata.get("region_names")
         if names:
@@ -620,7 +807,7 @@ class Dashboard(ipw.VBox):
         from ..models import Im2Spec, Spec2Im
 
         cls = Im2Spec if key[0] == "im2spec" else Spec2Im
-        kwargs = pretrained.architecture(key[0], key[1], self.si.n_energy)
+        kwargs = pretrained.architecture(key[0], key[1], self.si.n_energy, window=self.pairs.window)
         return cls(**kwargs, energy=self.si.energy, device="cpu")
 
     def _show_trainer(self) -> None:
@@ -701,7 +888,7 @@ class Dashboard(ipw.VBox):
         )
         self.latent_holder = ipw.VBox()
         self.latent_viewer = HAADFViewer(self.si, size=300, title="nearest observed tiles",
-                                         window=pretrained.WINDOW, show_probe=False)
+                                         window=self.pairs.window, show_probe=False)
         self.latent_key.observe(
             self.guard(lambda _c: self._show_explorer(), "opening the latent explorer"), "value"
         )
@@ -730,6 +917,7 @@ class Dashboard(ipw.VBox):
                                       mode=self.decode_mode)
             if key[0] == "im2spec":
                 explorer.spectrum_view.figure.add_class("pw-latent-spectrum")
+                explorer.spectrum_view.y_axis.label = intensity_label(self.si)
             else:
                 explorer.tile_view.add_class("pw-latent-tiles")
             explorer.add_class("pw-latent-explorer")
@@ -769,9 +957,9 @@ class Dashboard(ipw.VBox):
                                         button_style="primary")
         self.design_result = ipw.HTML()
         self.design_spectra = SpectrumView(energy=e, title="target and design", width="520px",
-                                           height="300px")
+                                           height="300px", y_label=intensity_label(self.si))
         self.design_tiles = TileView(tile_size=100)
-        self.design_viewer = HAADFViewer(self.si, size=300, window=pretrained.WINDOW,
+        self.design_viewer = HAADFViewer(self.si, size=300, window=self.pairs.window,
                                          show_probe=False, title="structures found")
         for control in (self.design_source, self.design_energy, self.design_width,
                         self.design_component):

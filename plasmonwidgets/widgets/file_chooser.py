@@ -7,7 +7,11 @@ server. The chooser therefore
   variable ``PLASMONWIDGETS_DATA_DIR``, else the working directory) and its
   sub-folders; every path is resolved (symlinks included) and refused unless it
   lies inside ``root``;
-- shows only files with a supported extension (HyperSpy/RosettaSciIO formats);
+- shows only files with a supported extension (HyperSpy/RosettaSciIO formats) that
+  the loader's header check (``plasmonwidgets.io.check_data_file``) accepts: files that
+  would be refused (HDF5 external storage or links, zarr stores with links inside,
+  inconsistent archives...) are not listed, and a line under the list says which were
+  left out and why;
 - accepts uploads up to ``max_upload_mb``, stores them under a sanitised name in
   a private temporary folder (removed by :meth:`close`), never in ``root``. Larger
   files are refused in the browser before they are sent; accepted ones are streamed
@@ -16,7 +20,9 @@ server. The chooser therefore
 
 The chooser does not load anything itself: :attr:`selected` holds the chosen
 (SI, HAADF-or-None) paths and ``on_load`` callbacks receive them when the user
-presses *Load*.
+presses *Load*; :meth:`DataFileChooser.display_name` gives the name to show for a
+path (the uploaded file's name, or the path relative to the data folder). No server
+path reaches the page.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 import ipywidgets as ipw
 
 from ._message import message_html
+from .loading import check_file, redact_paths, upload_budget
 from .upload import ChunkedUpload, too_large_message
 
 __all__ = [
@@ -117,6 +124,7 @@ class DataFileChooser(ipw.VBox):
     upload : ChunkedUpload (size checked in the browser, sent in 1 MiB pieces)
     load_button : Button
     status : HTML line (errors in red)
+    hidden : HTML line naming the files of this folder that are not listed, and why
     """
 
     def __init__(
@@ -143,6 +151,9 @@ class DataFileChooser(ipw.VBox):
         self._cwd = self.root
         self._upload_dir: Path | None = None
         self.uploaded: list[Path] = []
+        self._upload_names: dict[Path, str] = {}  # stored path -> the name it was uploaded as
+        #: files of the current folder left out of the listing -> why (names as shown)
+        self.refused: dict[str, str] = {}
 
         self.location = ipw.HTML()
         self.folder = ipw.Select(options=[], rows=8, layout={"width": "420px"})
@@ -162,9 +173,11 @@ class DataFileChooser(ipw.VBox):
             disabled=True, layout={"width": "140px"},
         )  # fmt: skip
         self.status = ipw.HTML()
+        self.hidden = ipw.HTML()
         self.children = [
             self.location,
             self.folder,
+            self.hidden,
             self.haadf,
             ipw.HBox([self.load_button, self.upload]),
             ipw.HTML(
@@ -183,6 +196,21 @@ class DataFileChooser(ipw.VBox):
     def on_load(self, callback: Callable[[Path, Path | None], Any]) -> None:
         """Register ``callback(si_path, haadf_path_or_None)`` for the *Load* button."""
         self._callbacks.append(callback)
+
+    def display_name(self, path: str | os.PathLike) -> str:
+        """How ``path`` is named on the page: an upload by the name it was uploaded as, a
+        file in the data folder by its path relative to the folder."""
+        path = Path(path)
+        if path in self._upload_names:
+            return self._upload_names[path]
+        try:
+            return path.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return path.name
+
+    def is_upload(self, path: str | os.PathLike) -> bool:
+        """True for a file stored by an upload (loaded with the lower upload memory budget)."""
+        return Path(path) in self._upload_names
 
     @property
     def cwd(self) -> Path:
@@ -208,6 +236,9 @@ class DataFileChooser(ipw.VBox):
                 f"{relative!r} is not a data file in the data folder (supported: "
                 f"{', '.join(SUPPORTED_EXTENSIONS)})"
             )
+        reason = check_file(path, display_name=self.display_name(path))
+        if reason is not None:
+            raise ValueError(reason)
         self.change_dir(path.parent)
         self.folder.value = path.name
         if haadf is not None:
@@ -240,6 +271,7 @@ class DataFileChooser(ipw.VBox):
         except OSError as exc:
             self._error(f"cannot list the folder: {exc.strerror or exc}")
             children = []
+        self.refused = {}
         for child in children:
             if child.name.startswith("."):
                 continue
@@ -250,6 +282,11 @@ class DataFileChooser(ipw.VBox):
             if child.is_dir() and child.suffix.lower() != ".zspy":
                 entries.append((f"📁 {child.name}/", f"{child.name}/"))
             elif _is_data_file(child):
+                # never list what loading would refuse (header-only check, no bulk read)
+                reason = check_file(child, display_name=self.display_name(child))
+                if reason is not None:
+                    self.refused[child.name] = reason
+                    continue
                 files.append(child)
                 entries.append((f"{child.name}  ({_size(child)})", child.name))
         for path in self.uploaded:
@@ -272,6 +309,9 @@ class DataFileChooser(ipw.VBox):
         ]
         self.haadf.value = None
         self.load_button.disabled = True
+        self.hidden.value = message_html(
+            f"{len(self.refused)} file(s) here cannot be loaded and are not listed: "
+            + "; ".join(self.refused.values()), "warning") if self.refused else ""
         if not files and not any(v.endswith("/") for _, v in entries):
             self._info("No data files here; upload one or choose another folder.")
 
@@ -289,8 +329,9 @@ class DataFileChooser(ipw.VBox):
     def save_upload(self, name: str, content: bytes | memoryview) -> Path:
         """Store one uploaded file under a sanitised name in the private upload folder.
 
-        Raises ValueError for a file over the size limit or of an unsupported type.
-        (Browser uploads are streamed to the same kind of path by :attr:`upload`.)
+        Raises ValueError for a file over the size limit, of an unsupported type, or one
+        the loader's header check refuses (it is deleted again). (Browser uploads are
+        streamed to the same kind of path by :attr:`upload`.)
         """
         data = memoryview(content).cast("B")
         path = self._upload_path(name, data.nbytes)
@@ -300,6 +341,10 @@ class DataFileChooser(ipw.VBox):
         except OSError:
             path.unlink(missing_ok=True)
             raise
+        reason = check_file(path, display_name=self.display_name(path), memory_budget=upload_budget())
+        if reason is not None:
+            path.unlink(missing_ok=True)
+            raise ValueError(f"{reason.rstrip('. ')}; the uploaded file was deleted")
         self.uploaded.append(path)
         return path
 
@@ -325,6 +370,8 @@ class DataFileChooser(ipw.VBox):
         while path.exists():  # never overwrite an earlier upload (or one still arriving)
             path = self._upload_dir / f"{stem}-{n}{suffix}"
             n += 1
+        # shown as the user named it (escaped where shown), never as the server's path
+        self._upload_names[path] = re.split(r"[\\/]", str(name))[-1][:_MAX_NAME] or safe
         return path
 
     def close(self) -> None:
@@ -334,6 +381,7 @@ class DataFileChooser(ipw.VBox):
             shutil.rmtree(self._upload_dir, ignore_errors=True)
             self._upload_dir = None
             self.uploaded = []
+            self._upload_names = {}
         super().close()
 
     # -- internals -------------------------------------------------------------------
@@ -363,7 +411,15 @@ class DataFileChooser(ipw.VBox):
             self._error(str(exc))
 
     def _on_uploaded(self, path: Path) -> None:
-        """A file is completely stored: list it and select it."""
+        """A file is completely stored: check it, then list it and select it."""
+        name = self.display_name(path)
+        reason = check_file(path, display_name=name, memory_budget=upload_budget())
+        if reason is not None:  # never listed, never kept
+            path.unlink(missing_ok=True)
+            self._upload_names.pop(path, None)
+            self.upload.problems.append(f"{reason.rstrip('. ')}; the uploaded file was deleted")
+            self._error("; ".join(self.upload.problems))
+            return
         self.uploaded.append(path)
         self.refresh()
         self.folder.value = str(path)
@@ -377,7 +433,20 @@ class DataFileChooser(ipw.VBox):
         self.status.value = f"<span class='pw-chooser-info'>{text}</span>"
 
     def _error(self, text: str) -> None:
-        self.status.value = message_html(text)
+        self.status.value = message_html(self.redact(text))
+
+    def redact(self, text: str) -> str:
+        """``text`` with server paths replaced: uploads by their names, the data folder by
+        ``<data folder>``, any other absolute path by its last component."""
+        return redact_paths(text, self.redactions())
+
+    def redactions(self) -> dict[str, str]:
+        """Server path -> what the page may show instead, for :func:`~.loading.redact_paths`."""
+        names = {str(p): n for p, n in self._upload_names.items()}
+        names[str(self.root)] = "<data folder>"
+        if self._upload_dir is not None:
+            names[str(self._upload_dir)] = "<uploads>"
+        return names
 
 
 def _size(path: Path) -> str:

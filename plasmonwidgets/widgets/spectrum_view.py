@@ -17,7 +17,7 @@ import numpy as np
 
 from ._message import message_html
 
-__all__ = ["SpectrumView"]
+__all__ = ["SpectrumView", "intensity_label"]
 
 MEASURED = "measured"
 MEASURED_COLOR = "#1f77b4"
@@ -25,6 +25,20 @@ PALETTE = ("#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#1
 _PAD = 0.05  # fraction of the data span added above and below in auto range
 _MARGIN = {"top": 40, "bottom": 50, "left": 70, "right": 20}  # right: room for the last tick
 _LEGEND_ROW_PX = 16  # bqplot draws one legend row per series, 16 px apart
+
+
+def intensity_label(si: Any) -> str:
+    """The intensity axis label for a SpectrumImage's spectra.
+
+    "Intensity (counts)" only for un-normalised data, "Intensity (normalised)" after
+    ``si.normalize()``.
+
+    >>> import plasmonwidgets as pw
+    >>> intensity_label(pw.datasets.nanocube_array(size=24).normalize())
+    'Intensity (normalised)'
+    """
+    normalised = getattr(si, "normalization", None) is not None
+    return "Intensity (normalised)" if normalised else "Intensity (counts)"
 
 
 def _curve(y: Any, n: int, what: str) -> np.ndarray:
@@ -60,7 +74,8 @@ class SpectrumView(ipw.VBox):
         Fixed intensity range. Without it the range expands to fit new data and
         never shrinks until :meth:`reset_y_range` (or the "fit y" button).
     title, y_label : str
-        Figure title and intensity axis label.
+        Figure title and intensity axis label (:func:`intensity_label` gives the right one
+        for a SpectrumImage: counts only for un-normalised data).
 
     The legend sits top-right; the auto range keeps headroom above the curves for
     it, so it never hides data.
@@ -78,7 +93,7 @@ class SpectrumView(ipw.VBox):
         energy: Any = None,
         y_range: tuple[float, float] | None = None,
         title: str = "",
-        y_label: str = "Intensity (counts)",
+        y_label: str = "Intensity",
         width: str = "520px",
         height: str = "320px",
     ):
@@ -88,7 +103,7 @@ class SpectrumView(ipw.VBox):
         self._scales = scales
         x_axis = bq.Axis(scale=self.x_scale, label="Energy loss (eV)", grid_lines="none",
                          label_offset="34px")
-        y_axis = bq.Axis(
+        self.y_axis = y_axis = bq.Axis(
             scale=self.y_scale, orientation="vertical", label=y_label, grid_lines="none",
             tick_format=".4~g", label_offset="55px",
         )

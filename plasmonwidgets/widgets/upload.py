@@ -11,7 +11,13 @@ large upload silently disconnects the page. This widget instead
   side ever holds a whole file and no message comes near the server's limit;
 - writes every piece straight to the file that ``destination(name, size)`` names,
   re-checking the running size: a client that sends more than it announced, or more
-  than ``max_bytes``, is cut off and its partial file deleted.
+  than the limit, is cut off and its partial file deleted.
+
+Limits are enforced in the kernel only. The page is a client anyone can script: the
+synced traits ``max_bytes`` and ``disabled`` merely *show* the limit and the on/off
+state, the page may not change any trait (:meth:`ChunkedUpload.set_state` drops such
+updates), and every check reads the Python-only attributes behind
+:attr:`ChunkedUpload.limit_bytes` and :attr:`ChunkedUpload.enabled`.
 
 Messages (custom widget messages, JSON content plus binary buffers), browser to kernel:
 ``{"type": "refused", "batch", "name", "size"}``; ``{"type": "start", "id", "batch",
@@ -83,8 +89,8 @@ class ChunkedUpload(anywidget.AnyWidget):
     accept : str
         Comma-separated file endings offered by the browser's picker (e.g. ``.dm4,.emd``).
     max_bytes : int
-        Largest accepted file, bytes. Checked in the browser before sending, and again
-        in the kernel against the announced and the received size.
+        Largest accepted file, bytes (:attr:`limit_bytes`). Checked in the browser before
+        sending (a courtesy), and in the kernel against the announced size and every piece.
     chunk_bytes : int
         Bytes per message (default 1 MiB; at most 8 MiB, below Tornado's 10 MiB cap).
     too_large_hint : str
@@ -94,6 +100,15 @@ class ChunkedUpload(anywidget.AnyWidget):
     ``value`` takes ``FileUpload``-style dicts (``name``, ``content``) from Python code;
     each is stored like a browser upload and ``value`` is reset to ``()``. It is not
     synced: file contents never travel back to the browser.
+
+    Python code may set ``max_bytes`` and ``disabled`` (or :attr:`limit_bytes` and
+    :attr:`enabled`); the page cannot: its trait updates are dropped.
+
+    Examples
+    --------
+    >>> up = ChunkedUpload(destination=lambda name, size: Path("/tmp") / name, max_bytes=MIB)
+    >>> up.limit_bytes
+    1048576
     """
 
     _esm = _STATIC / "upload.js"
@@ -110,6 +125,10 @@ class ChunkedUpload(anywidget.AnyWidget):
 
     def __init__(self, destination: Callable[[str, int], Path], **kwargs: Any):
         super().__init__(**kwargs)
+        # the authoritative limit and switch: plain attributes the page has no way to reach
+        self._limit_bytes = int(self.max_bytes)
+        self._enabled = not self.disabled
+        self.observe(self._on_python_setting, ["max_bytes", "disabled"])
         self._destination = destination
         self._transfers: dict[str, _Transfer] = {}
         self._file_callbacks: list[Callable[[Path], Any]] = []
@@ -129,6 +148,42 @@ class ChunkedUpload(anywidget.AnyWidget):
     def on_problem(self, callback: Callable[[str], Any]) -> None:
         """Register ``callback(message)``, run for each refused or failed file."""
         self._problem_callbacks.append(callback)
+
+    @property
+    def limit_bytes(self) -> int:
+        """Largest accepted file in bytes, as the kernel enforces it."""
+        return self._limit_bytes
+
+    @limit_bytes.setter
+    def limit_bytes(self, value: int) -> None:
+        self.max_bytes = value  # validated by the trait; _on_python_setting copies it
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the kernel accepts uploads (``not disabled``, as Python code set it)."""
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self.disabled = not value
+
+    def set_state(self, sync_data: dict) -> None:
+        """Refuse trait updates from the page and show it the kernel's values again.
+
+        Only Python code configures this widget; a page sending ``max_bytes: 1e9`` or
+        ``disabled: false`` changes nothing in the kernel.
+        """
+        keys = [k for k in (sync_data or {}) if k in self.keys]
+        if keys:
+            self.log.warning("upload widget: ignored the page's update of %s", ", ".join(keys))
+            self.send_state(keys)
+
+    def _on_python_setting(self, change: dict) -> None:
+        # set_state above drops page updates, so only kernel code gets here
+        if change["name"] == "max_bytes":
+            self._limit_bytes = int(change["new"])
+        else:
+            self._enabled = not change["new"]
 
     @property
     def in_progress(self) -> dict[str, tuple[str, int, int]]:
@@ -162,7 +217,7 @@ class ChunkedUpload(anywidget.AnyWidget):
             name, size = content.get("name"), content.get("size")
             if isinstance(name, str) and _is_count(size):
                 # the limit quoted is ours, not whatever the browser believed
-                self._problem(too_large_message(name, size, self.max_bytes, self.too_large_hint))
+                self._problem(too_large_message(name, size, self._limit_bytes, self.too_large_hint))
             else:
                 self._problem("the browser refused a file that is over the upload limit")
             return
@@ -198,12 +253,12 @@ class ChunkedUpload(anywidget.AnyWidget):
         """Open the destination file; True when there is nothing more to receive."""
         if not isinstance(name, str) or not name or not _is_count(size):
             raise _Stop("the browser announced a file without a valid name and size; upload it again")
-        if self.disabled:  # the button is greyed out, but a client may still send
+        if not self._enabled:  # the button is greyed out, but a client may still send
             raise _Stop(f"{name!r}: uploads are switched off here")
         if uid in self._transfers:
             raise _Stop(f"{name!r}: the browser started the same transfer twice; upload it again")
-        if size > self.max_bytes:
-            raise _Stop(too_large_message(name, size, self.max_bytes, self.too_large_hint))
+        if size > self._limit_bytes:
+            raise _Stop(too_large_message(name, size, self._limit_bytes, self.too_large_hint))
         self._drop_stale()
         if len(self._transfers) >= MAX_OPEN:
             raise _Stop(f"{name!r}: {MAX_OPEN} uploads are already running; wait for them to finish")
@@ -239,8 +294,8 @@ class ChunkedUpload(anywidget.AnyWidget):
             raise _Stop(f"{tr.name!r}: an empty piece arrived before the end of the file; the upload "
                         "was stopped, upload the file again")
         total = tr.received + piece.nbytes
-        if total > self.max_bytes:
-            raise _Stop(f"{tr.name!r} grew past the {self.max_bytes / MIB:g} MB upload limit while "
+        if total > self._limit_bytes:
+            raise _Stop(f"{tr.name!r} grew past the {self._limit_bytes / MIB:g} MB upload limit while "
                         f"uploading ({total / MIB:.1f} MB sent); the upload was stopped and the "
                         "partial file deleted")
         if total > tr.size:

@@ -26,14 +26,14 @@ DASHBOARD_TIMEOUT_MS = 90_000  # generous: first run may simulate and cache the 
 class VoilaServer(VoilaProcess):
     """A running ``plasmonwidgets demo`` process (its own process group)."""
 
-    def __init__(self, data_dir: Path, log_path: Path):
+    def __init__(self, data_dir: Path, log_path: Path, extra_args: tuple[str, ...] = ()):
         port = free_port()
         env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1", PYTHONUNBUFFERED="1")
         env.pop(  # the dashboard runs with its normal settings; notebooks tests use small ones
             "PLASMONWIDGETS_SMALL", None
         )
         cmd = [sys.executable, "-m", "plasmonwidgets.cli", "demo", "--port", str(port),
-               "--data-dir", str(data_dir)]  # fmt: skip
+               "--data-dir", str(data_dir), *extra_args]  # fmt: skip
         super().__init__(cmd, port, log_path, cwd=ROOT, env=env)
         self.data_dir = data_dir
 
@@ -113,3 +113,22 @@ def dashboard_page(browser, voila_server, artifacts):
 def open_dashboard(browser, voila_server):
     """A function opening one more dashboard page (the caller closes it)."""
     return lambda: _open_dashboard(browser, voila_server)
+
+
+@pytest.fixture(scope="session")
+def open_dashboard_on(browser):
+    """A function opening a dashboard page on a given server (the caller closes it)."""
+    return lambda server: _open_dashboard(browser, server)
+
+
+@pytest.fixture(scope="module")
+def bounded_server(tmp_path_factory, artifacts):
+    """``plasmonwidgets demo --max-kernels 2 --cull-after 8``: a short cull window for tests."""
+    _require_browser()
+    server = VoilaServer(tmp_path_factory.mktemp("data"), artifacts / "voila_kernels_server.log",
+                         extra_args=("--max-kernels", "2", "--cull-after", "8"))
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()

@@ -11,7 +11,6 @@ Run: ``pytest -m browser tests/e2e/test_voila_upload.py`` (skips loudly without 
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -111,11 +110,20 @@ def test_small_real_file_is_uploaded_and_listed(page):
 
 
 def test_file_over_the_websocket_message_limit_arrives_whole(page, tmp_path):
+    import hyperspy.api as hs
+    import numpy as np
+
+    # a real HyperSpy file (uploads the loader's header check refuses are not listed),
+    # > Tornado's 10 MiB websocket message cap
     big = tmp_path / "big12.hspy"
-    big.write_bytes(os.urandom(12 * 2**20))  # > Tornado's 10 MiB websocket message cap
+    signal = hs.signals.Signal1D(np.random.default_rng(0).random((32, 32, 3100), dtype=np.float32))
+    signal.axes_manager[-1].units = "eV"
+    signal.save(big, compression=None)
+    mib = big.stat().st_size / 2**20
+    assert mib > 11.5
     _upload(page, big)
-    _listed(page, "big12.hspy  (uploaded, 12.0 MB)")
-    page.locator(".pw-upload-ok", has_text="big12.hspy: uploaded (12.0 MB)").wait_for()
+    _listed(page, f"big12.hspy  (uploaded, {mib:.1f} MB)")
+    page.locator(".pw-upload-ok", has_text=f"big12.hspy: uploaded ({mib:.1f} MB)").wait_for()
     assert page.closed_sockets == []
 
 

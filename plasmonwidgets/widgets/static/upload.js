@@ -4,6 +4,8 @@
 // files travel as chunk_bytes slices, one binary message at a time: the next slice is
 // read only after the kernel acknowledged the previous one, so neither side holds a
 // whole file and no websocket message comes near the Jupyter server's 10 MiB cap.
+// The size check here only spares the user a useless transfer: the kernel enforces the
+// limit on every piece, from a value the page cannot change (it never sets any trait).
 
 const MIB = 1024 * 1024;
 // A reply may wait behind a busy kernel (a file being loaded, a long cell); past this
