@@ -1,18 +1,25 @@
 """Pre-processing of spectrum images: ZLP-tail removal, cropping, normalisation, binning.
 
 Each function takes a SpectrumImage and returns a new one; the input is never
-modified. All fits are vectorised over the pixels (no Python loop per pixel).
+modified, and each step is appended to the result's processing history
+(``si.history``). All fits are vectorised over the pixels (no Python loop per pixel);
+where the zero-loss peak is and which window its tail is fitted in is decided in
+:mod:`plasmonwidgets.zlp`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
 
 from .spectrum_image import Normalization, SpectrumImage
+from .zlp import NoZLPError, auto_window, find_zlp
 
-__all__ = ["remove_zlp", "fit_zlp_tail", "crop", "normalize", "denormalize", "bin_si", "ZLP_MODELS"]
+__all__ = [
+    "remove_zlp", "fit_zlp_tail", "crop", "normalize", "denormalize", "bin_si", "bin_haadf", "ZLP_MODELS",
+]
 
 ZLP_MODELS = ("power", "exp2")
 
@@ -179,6 +186,57 @@ def _evaluate(model: str, params: dict[str, np.ndarray], e: np.ndarray) -> np.nd
     ] * np.exp(-e[None, :] / params["t2"][:, None])
 
 
+def _zlp_fit(si: SpectrumImage, window: tuple[float, float] | None, model: str):
+    """Shared by :func:`fit_zlp_tail` and :func:`remove_zlp`: (tail, params, record)."""
+    if model not in ZLP_MODELS:
+        raise ValueError(f"unknown ZLP model {model!r}; choose one of {ZLP_MODELS}")
+    si = si.compute()
+    e = si.energy
+    if e.size < 3:
+        raise ValueError(f"a ZLP-tail fit needs at least 3 energy channels, this SI has {e.size}")
+    summed = si.spectra.sum(axis=(0, 1), dtype=np.float64)
+    if window is None:
+        info = find_zlp(e, summed)
+        window = auto_window(e, info)
+        rule = "auto"
+    else:
+        rule = "given"
+        info = None
+        if e[0] <= 0 < e[-1]:  # the ZLP may be on the axis: measure the tail from its centre
+            with contextlib.suppress(NoZLPError):
+                info = find_zlp(e, summed)
+    origin = info.centre if info is not None and info.kind == "zlp" else 0.0
+    idx = _window_indices(e, window)
+    if e[idx[0]] <= origin:
+        where = "the zero-loss peak's centre" if info is not None and info.kind == "zlp" else "0 eV"
+        raise ValueError(
+            f"the fit window starts at {e[idx[0]]:g} eV, at or below {where} ({origin:.3g} eV); "
+            "ZLP-tail models need energies > 0 above the peak: choose a window on the tail "
+            "above it, or window=None to find one"
+        )
+    # on an axis that holds the peak, the channels below the window are the peak itself:
+    # a tail model is not valid there, so they are left as measured
+    lower = int(idx[0]) if e[0] <= origin else 0
+    h, w = si.scan_shape
+    x = e - origin
+    y = si.spectra.reshape(-1, si.n_energy)[:, idx].T.astype(np.float64)  # (n_win, P)
+    fit = _fit_power if model == "power" else _fit_exp2
+    params = fit(x[idx], y)
+    tail = np.zeros((h * w, e.size))
+    with np.errstate(over="ignore", invalid="ignore"):
+        tail[:, lower:] = _evaluate(model, params, x[lower:])
+    _check_float32_range(tail.reshape(h, w, -1), f"the fitted ZLP tail ({model} model, fit "
+                         f"window {e[idx[0]]:g}-{e[idx[-1]]:g} eV)",
+                         "try a fit window nearer the start of the axis or the other model")
+    tail = tail.astype(np.float32).reshape(h, w, -1)
+    record = {
+        "step": "remove_zlp", "model": model, "window": [float(window[0]), float(window[1])],
+        "window_rule": rule, "channels": [float(e[idx[0]]), float(e[idx[-1]])],
+        "subtracted_from": float(e[lower]), "zlp": None if info is None else info.as_dict(),
+    }
+    return tail, {k: v.reshape(h, w) for k, v in params.items()}, record
+
+
 def fit_zlp_tail(
     si: SpectrumImage, window: tuple[float, float] | None = None, model: str = "power"
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -186,42 +244,27 @@ def fit_zlp_tail(
 
     Parameters
     ----------
-    window : (start, end) eV
-        Fit window, below the plasmon features. Default: the first 10 % of the
-        energy axis (at least 3 channels).
+    window : (start, end) eV, optional
+        Fit window on the tail, below the plasmon features, in absolute eV. None chooses
+        it from the summed spectrum (:mod:`plasmonwidgets.zlp`): ``(ZLP centre + 3 FWHM,
+        centre + 6 FWHM)`` when the axis holds the peak, ``(start, 3 * start)`` when the
+        axis starts on its tail; data without a ZLP (core loss) raise a ValueError that
+        points to a background fit (exspy's ``remove_background``).
     model : "power" (A·E^-r) or "exp2" (A1·e^{-E/t1} + A2·e^{-E/t2}, the paper's form)
+        E is measured from the ZLP centre when the axis holds the peak, else from 0 eV.
 
     Returns
     -------
-    tail : (h, w, E) float32, the fitted tail on the full energy axis
+    tail : (h, w, E) float32, the fitted tail (0 below the window on an axis holding the peak)
     params : dict of (h, w) parameter maps
+
+    Examples
+    --------
+    >>> si = pw.datasets.nanocube_array(zlp_tail=True)   # doctest: +SKIP
+    >>> tail, params = fit_zlp_tail(si, (0.06, 0.15))   # doctest: +SKIP
     """
-    if model not in ZLP_MODELS:
-        raise ValueError(f"unknown ZLP model {model!r}; choose one of {ZLP_MODELS}")
-    si = si.compute()
-    e = si.energy
-    if e.size < 3:
-        raise ValueError(f"a ZLP-tail fit needs at least 3 energy channels, this SI has {e.size}")
-    if e[0] <= 0:
-        raise ValueError(
-            f"the energy axis starts at {e[0]:g} eV; ZLP-tail models need energies > 0 "
-            "— crop the zero-loss peak itself away first, e.g. si.crop(0.05, ...)"
-        )
-    if window is None:
-        n = max(3, e.size // 10)
-        window = (e[0], e[n - 1])
-    idx = _window_indices(e, window)
-    h, w = si.scan_shape
-    y = si.spectra.reshape(-1, si.n_energy)[:, idx].T.astype(np.float64)  # (n_win, P)
-    fit = _fit_power if model == "power" else _fit_exp2
-    params = fit(e[idx], y)
-    with np.errstate(over="ignore", invalid="ignore"):
-        tail = _evaluate(model, params, e)
-    _check_float32_range(tail.reshape(h, w, -1), f"the fitted ZLP tail ({model} model, fit "
-                         f"window {e[idx[0]]:g}-{e[idx[-1]]:g} eV)",
-                         "try a fit window nearer the start of the axis or the other model")
-    tail = tail.astype(np.float32).reshape(h, w, -1)
-    return tail, {k: v.reshape(h, w) for k, v in params.items()}
+    tail, params, _ = _zlp_fit(si, window, model)
+    return tail, params
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -243,19 +286,35 @@ def remove_zlp(
 ) -> SpectrumImage:
     """Subtract the fitted ZLP tail (see :func:`fit_zlp_tail`) from every spectrum.
 
+    With ``window=None`` the zero-loss peak is located on the summed spectrum and the
+    window follows from its width; the window actually used, the ZLP centre and FWHM
+    are recorded in ``si.history`` and, with the per-pixel fit parameter maps, in
+    ``metadata["zlp_fit"]``. Core-loss data (no ZLP) are refused with a pointer to
+    exspy's ``remove_background``.
+
     Noise makes some subtracted values negative (mostly inside the fit window);
     they are kept, not clipped, so the result stays unbiased. Crop the fit
-    window away afterwards (``.crop(...)``). The fit parameters are stored in
-    ``metadata["zlp_fit"]``.
+    window away afterwards (``.crop(...)``).
+
+    Examples
+    --------
+    >>> si = pw.load("low_loss.emd").remove_zlp().crop(0.2, 1.2)   # doctest: +SKIP
     """
-    tail, params = fit_zlp_tail(si, window, model)
+    tail, params, record = _zlp_fit(si, window, model)
     si = si.compute()
-    metadata = dict(si.metadata)
-    metadata["zlp_fit"] = {"model": model, "window": list(window) if window else None, **params}
+    metadata = _with_step(si.metadata, record)
+    metadata["zlp_fit"] = {"model": model, "window": record["window"], **params}
     result = si.spectra.astype(np.float64) - tail
     _check_float32_range(result, "the spectrum minus its ZLP tail",
                          "scale the spectra down before removing the tail")
     return si.replace(spectra=result.astype(np.float32), metadata=metadata)
+
+
+def _with_step(metadata: dict, step: dict) -> dict:
+    """A copy of ``metadata`` with ``step`` appended to its processing history."""
+    out = dict(metadata)
+    out["history"] = [*metadata.get("history", []), step]
+    return out
 
 
 def crop(si: SpectrumImage, e_min: float, e_max: float) -> SpectrumImage:
@@ -269,7 +328,9 @@ def crop(si: SpectrumImage, e_min: float, e_max: float) -> SpectrumImage:
             f"crop {e_min:g}-{e_max:g} eV keeps {keep.size} channel(s) of the "
             f"{si.energy[0]:g}-{si.energy[-1]:g} eV axis; at least 2 are needed"
         )
-    return si.replace(spectra=si.spectra[..., keep[0] : keep[-1] + 1], energy=si.energy[keep])
+    step = {"step": "crop", "e_min": e_min, "e_max": e_max}
+    return si.replace(spectra=si.spectra[..., keep[0] : keep[-1] + 1], energy=si.energy[keep],
+                      metadata=_with_step(si.metadata, step))
 
 
 def normalize(si: SpectrumImage, mode: str = "global", by: str = "max") -> SpectrumImage:
@@ -303,14 +364,17 @@ def normalize(si: SpectrumImage, mode: str = "global", by: str = "max") -> Spect
             )
             factor = np.where(zero, 1.0, factor)
     norm = Normalization(f"{mode}/{by}", 0.0, factor)
-    return si.replace(spectra=norm.apply(x), normalization=norm)
+    step = {"step": "normalize", "mode": mode, "by": by}
+    return si.replace(spectra=norm.apply(x), normalization=norm,
+                      metadata=_with_step(si.metadata, step))
 
 
 def denormalize(si: SpectrumImage) -> SpectrumImage:
     """Undo :func:`normalize`; a no-op for an SI that was never normalised."""
     if si.normalization is None:
         return si
-    return si.replace(spectra=si.normalization.invert(si.spectra), normalization=None)
+    return si.replace(spectra=si.normalization.invert(si.spectra), normalization=None,
+                      metadata=_with_step(si.metadata, {"step": "denormalize"}))
 
 
 def bin_si(si: SpectrumImage, spatial: int = 1, energy: int = 1) -> SpectrumImage:
@@ -341,4 +405,38 @@ def bin_si(si: SpectrumImage, spatial: int = 1, energy: int = 1) -> SpectrumImag
     e = si.energy[: eb * energy].reshape(eb, energy).mean(axis=1)
     s = si.scale * spatial
     haadf = si.haadf[: hb * s, : wb * s]
-    return si.replace(spectra=x, energy=e, haadf=haadf, scale=s, pixel_size=si.pixel_size * spatial)
+    step = {"step": "bin", "spatial": spatial, "energy": energy}
+    return si.replace(spectra=x, energy=e, haadf=haadf, scale=s, pixel_size=si.pixel_size * spatial,
+                      metadata=_with_step(si.metadata, step))
+
+
+def bin_haadf(si: SpectrumImage, factor: int) -> SpectrumImage:
+    """Average the HAADF over ``factor`` x ``factor`` blocks (an oversampled HAADF made coarser).
+
+    ``factor`` must divide the oversampling ``si.scale``; the result has scale
+    ``si.scale // factor`` and the same SI pixel size, so a HAADF pixel becomes
+    ``factor`` times larger. Averaging (not summing) keeps HAADF intensities on the
+    scale a model was trained on. The spectra are untouched.
+
+    Examples
+    --------
+    >>> si.scale, si.haadf.shape          # doctest: +SKIP
+    (32, (192, 1568))
+    >>> si.bin_haadf(8).haadf.shape      # doctest: +SKIP
+    (24, 196)
+    """
+    number = isinstance(factor, (int, np.integer)) and not isinstance(factor, bool)
+    if not number or factor < 1:
+        raise ValueError(f"HAADF bin factor must be a positive integer, got {factor!r}")
+    factor = int(factor)
+    if si.scale % factor:
+        divisors = [d for d in range(1, si.scale + 1) if si.scale % d == 0]
+        raise ValueError(
+            f"HAADF bin factor {factor} does not divide the HAADF oversampling {si.scale} "
+            f"(HAADF pixels per SI pixel); choose one of {divisors}"
+        )
+    H, W = si.haadf.shape
+    image = si.haadf.reshape(H // factor, factor, W // factor, factor).mean(axis=(1, 3), dtype=np.float64)
+    step = {"step": "bin_haadf", "factor": factor}
+    return si.replace(haadf=image.astype(np.float32), scale=si.scale // factor,
+                      metadata=_with_step(si.metadata, step))

@@ -11,6 +11,7 @@ already holds.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,25 @@ class Normalization:
 
     def __repr__(self) -> str:
         return f"Normalization(mode={self.mode!r})"
+
+
+def _beam_energy(metadata: dict) -> float | None:
+    """Beam energy (keV) from the acquisition metadata, when known."""
+    tem = (metadata.get("acquisition") or {}).get("TEM") or {}
+    value = tem.get("beam_energy") if isinstance(tem, dict) else None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def _describe_step(step: dict) -> str:
+    """One history entry as short text, e.g. ``crop(0.2-1.2 eV)``."""
+    name = step.get("step", "?")
+    if name == "remove_zlp":
+        lo, hi = step.get("window", (float("nan"),) * 2)
+        return f"remove_zlp({step.get('model')}, {step.get('window_rule')} window {lo:.3g}-{hi:.3g} eV)"
+    if name == "crop":
+        return f"crop({step['e_min']:.3g}-{step['e_max']:.3g} eV)"
+    args = ", ".join(f"{k}={v}" for k, v in step.items() if k != "step")
+    return f"{name}({args})"
 
 
 class SpectrumImage:
@@ -196,10 +216,23 @@ class SpectrumImage:
         return _is_lazy(self._spectra)
 
     def compute(self) -> SpectrumImage:
-        """Load a lazy SI into memory (no-op when already in memory)."""
+        """Load a lazy SI into memory (no-op when already in memory); a read error names the
+        file (:func:`plasmonwidgets.io.lazy_read_errors`)."""
         if not self.is_lazy:
             return self
-        return self.replace(spectra=np.asarray(self._spectra.compute()))
+        with self.reading():
+            spectra = np.asarray(self._spectra.compute())
+        return self.replace(spectra=spectra)
+
+    def reading(self):
+        """Context for computing this SI's lazy data: read errors (OSError, HDF5, zarr) become
+        ``DataFileError`` naming the file as the user knows it (``metadata["source"]``)."""
+        from . import io
+
+        source = self.metadata.get("source") or {}
+        name = source.get("name") or source.get("file") or self.metadata.get("title") or "lazy SI"
+        wrap = getattr(io, "lazy_read_errors", None)  # absent in older io modules
+        return wrap(str(name)) if wrap is not None else contextlib.nullcontext()
 
     def replace(self, **changes: Any) -> SpectrumImage:
         """A new SpectrumImage with some constructor arguments changed."""
@@ -222,14 +255,40 @@ class SpectrumImage:
         h, w = self.scan_shape
         return self._haadf.reshape(h, s, w, s).mean(axis=(1, 3))
 
+    @property
+    def history(self) -> tuple[dict, ...]:
+        """Processing steps applied so far, oldest first (``metadata["history"]``).
+
+        Each step is a dict with a ``"step"`` name ("remove_zlp", "crop", "normalize",
+        "denormalize", "bin", "bin_haadf") and its parameters, e.g. the fit window
+        ``remove_zlp`` actually used.
+        """
+        return tuple(self.metadata.get("history", ()))
+
+    @property
+    def intensity_unit(self) -> str:
+        """"normalised" after :meth:`normalize`, else "counts" (for axis labels)."""
+        return "counts" if self.normalization is None else "normalised"
+
     def __repr__(self) -> str:
         h, w = self.scan_shape
         e = self._energy
-        return (
-            f"<SpectrumImage scan {h}x{w}, {e.size} channels {e[0]:.3g}-{e[-1]:.3g} eV, "
-            f"HAADF {self._haadf.shape[0]}x{self._haadf.shape[1]} (scale {self._scale}), "
-            f"pixel {self.pixel_size:.3g} {self.pixel_unit}{', lazy' if self.is_lazy else ''}>"
-        )
+        step = f", {(e[-1] - e[0]) / (e.size - 1):.3g} eV/channel" if e.size > 1 else ""
+        lines = [
+            f"<SpectrumImage scan {h}x{w}, {e.size} channels {e[0]:.4g} to {e[-1]:.4g} eV{step}"
+            f"{', lazy' if self.is_lazy else ''}",
+            f"  HAADF {self._haadf.shape[0]}x{self._haadf.shape[1]} (scale {self._scale}, "
+            f"source {self.metadata.get('haadf_source', 'given')}), "
+            f"SI pixel {self.pixel_size:.4g} {self.pixel_unit}",
+            "  intensity: " + ("counts" if self.normalization is None
+                               else f"normalised ({self.normalization.mode})"),
+        ]
+        beam = _beam_energy(self.metadata)
+        if beam is not None:
+            lines.append(f"  beam energy {beam:g} keV")
+        steps = [_describe_step(s) for s in self.history]
+        lines.append("  history: " + (" -> ".join(steps) if steps else "none (as loaded)"))
+        return "\n".join(lines) + ">"
 
     # --- processing (implemented in preprocess.py) ------------------------
     def remove_zlp(self, *args: Any, **kwargs: Any) -> SpectrumImage:
@@ -255,6 +314,12 @@ class SpectrumImage:
         from .preprocess import denormalize
 
         return denormalize(self)
+
+    def bin_haadf(self, factor: int) -> SpectrumImage:
+        """Average the HAADF over factor x factor blocks; see :func:`preprocess.bin_haadf`."""
+        from .preprocess import bin_haadf
+
+        return bin_haadf(self, factor)
 
     def bin(self, spatial: int = 1, energy: int = 1) -> SpectrumImage:
         """Sum-bin the scan by ``spatial`` and the energy axis by ``energy``."""

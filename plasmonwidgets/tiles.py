@@ -7,20 +7,28 @@ pixel's centre (``s*r + s//2``); for an even ``w`` the centre sits just right of
 and below the geometric middle of the tile. With ``s`` even and ``w`` even the
 window is exactly centred on the SI pixel's centre.
 
+Windows are given in HAADF pixels or, with ``window_unit="si"``, in SI pixels (an
+oversampled HAADF, e.g. 32 HAADF pixels per SI pixel, then needs no arithmetic by the
+caller); a window smaller than one SI pixel warns.
+
 Tiles are served from a zero-copy sliding-window view of the HAADF; the
-(N, w, w) stack is only materialised when ``.images`` is read.
+(N, w, w) stack is only materialised when ``.images`` is read. The spectra of a lazy
+(dask-backed) SI are streamed band by band of scan rows into the (N, E) output, so
+``make_tiles`` never holds the whole SI; ``rows=(start, stop)`` tiles one band of the
+scan, for SIs whose tiled spectra alone would not fit in memory.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .spectrum_image import SpectrumImage
 
-__all__ = ["TilePairs", "make_tiles", "SPLIT_METHODS"]
+__all__ = ["TilePairs", "make_tiles", "SPLIT_METHODS", "WINDOW_UNITS"]
 
 SPLIT_METHODS = ("halves", "stripes", "blocks", "random")
 
@@ -228,21 +236,35 @@ class TilePairs:
         seed: int = 0,
         n_stripes: int = 4,
         n_blocks: int = 4,
+        *,
+        axis: int | str | None = None,
     ) -> tuple[TilePairs, TilePairs]:
         """Spatial train/test split -> (train, test).
 
-        ``"halves"``: the right ``test_fraction`` of the scan columns is test.
-        ``"stripes"``: ``n_stripes`` vertical periods, the right part of each is test.
+        ``"halves"``: the last ``test_fraction`` of the scan along ``axis`` is test (the
+        bottom rows or the right columns).
+        ``"stripes"``: ``n_stripes`` periods along ``axis``, the last part of each is test.
         ``"blocks"``: an ``n_blocks``×``n_blocks`` grid, a random ``test_fraction`` of
         the blocks (seeded) is test.
         ``"random"``: pixels drawn at random (for comparison only: overlapping tiles leak).
         Except for ``"random"``, training tiles that contain a test centre are dropped.
+
+        ``axis``: the scan axis the halves/stripes run along, ``"rows"`` (0: the split
+        line is horizontal, test = the last rows) or ``"columns"`` (1: a vertical line,
+        test = the last columns). Default: the longer scan axis (columns for a square
+        scan), so a 49x6 scan is split into top and bottom rather than into thin columns.
+
+        Examples
+        --------
+        >>> train, test = pairs.split("halves")                 # doctest: +SKIP
+        >>> train, test = pairs.split("halves", axis="rows")    # doctest: +SKIP
         """
         if method not in SPLIT_METHODS:
             raise ValueError(f"unknown split method {method!r}; choose one of {SPLIT_METHODS}")
         if not 0.0 < float(test_fraction) < 1.0:
             raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
         h, w = self.scan_shape
+        along = _split_axis(axis, (h, w))
         rng = np.random.default_rng(seed)
         if method == "random":
             n_test = int(round(test_fraction * len(self)))
@@ -254,17 +276,18 @@ class TilePairs:
                 self.subset(np.sort(order[n_test:]), dict(info, part="train")),
                 self.subset(np.sort(order[:n_test]), dict(info, part="test")),
             )
-        cols = np.arange(w)
+        size = (h, w)[along]
+        index = np.arange(size)
         if method == "halves":
-            boundary = int(round(w * (1 - test_fraction)))
-            mask_cols = cols >= boundary
-            test_mask = np.broadcast_to(mask_cols, (h, w))
+            line = index >= int(round(size * (1 - test_fraction)))
         elif method == "stripes":
             if n_stripes < 1:
                 raise ValueError("n_stripes must be >= 1")
-            period = w / n_stripes
-            phase = (cols % period) / period
-            test_mask = np.broadcast_to(phase >= 1 - test_fraction, (h, w))
+            period = size / n_stripes
+            line = (index % period) / period >= 1 - test_fraction
+        if method in ("halves", "stripes"):
+            test_mask = np.broadcast_to(line[:, None] if along == 0 else line[None, :], (h, w))
+            axis_name = _AXIS_NAMES[along]
         else:
             if n_blocks < 2:
                 raise ValueError("n_blocks must be >= 2")
@@ -275,26 +298,78 @@ class TilePairs:
             block_r = np.minimum(np.arange(h) * n_blocks // h, n_blocks - 1)
             block_c = np.minimum(np.arange(w) * n_blocks // w, n_blocks - 1)
             test_mask = chosen.reshape(n_blocks, n_blocks)[block_r[:, None], block_c[None, :]]
-        return self.split_by_mask(np.asarray(test_mask), method)
+            axis_name = None
+        train, test = self.split_by_mask(np.asarray(test_mask), method)
+        if axis_name is not None:
+            train.split_info["axis"] = test.split_info["axis"] = axis_name
+        return train, test
 
 
-def make_tiles(si: SpectrumImage, window: int = 16, step: int = 1, pad: str | None = None) -> TilePairs:
+_AXIS_NAMES = ("rows", "columns")
+
+
+def _split_axis(axis: int | str | None, scan_shape: tuple[int, int]) -> int:
+    """0 (rows) or 1 (columns); None picks the longer scan axis, columns on a tie."""
+    if axis is None:
+        return 0 if scan_shape[0] > scan_shape[1] else 1
+    if isinstance(axis, str) and axis in _AXIS_NAMES:
+        return _AXIS_NAMES.index(axis)
+    if not isinstance(axis, bool) and axis in (0, 1):
+        return int(axis)
+    raise ValueError(f"axis must be 'rows' (0), 'columns' (1) or None (the longer axis), got {axis!r}")
+
+
+#: bytes of spectra read from a lazy SI per step (one band of scan rows); with the output
+#: itself this bounds the peak memory of make_tiles
+STREAM_BLOCK_BYTES = 64 * 2**20
+
+WINDOW_UNITS = ("haadf", "si")
+
+
+def make_tiles(
+    si: SpectrumImage,
+    window: int = 16,
+    step: int = 1,
+    pad: str | None = None,
+    *,
+    window_unit: str = "haadf",
+    rows: tuple[int, int] | None = None,
+) -> TilePairs:
     """Pair every SI pixel's spectrum with the HAADF window centred on it.
 
     Parameters
     ----------
     si : SpectrumImage
     window : int
-        Tile size ``w`` in HAADF pixels (the paper uses 16).
+        Tile size, in HAADF pixels (``window_unit="haadf"``, the paper uses 16) or in SI
+        pixels (``window_unit="si"``: the tile is ``window * si.scale`` HAADF pixels, so
+        it covers ``window`` x ``window`` SI pixels whatever the oversampling). A window
+        smaller than one SI pixel (``si.scale`` HAADF pixels) gives a warning: such tiles
+        see only part of the area the spectrum comes from; bin the HAADF down
+        (``si.bin_haadf``) or give the window in SI pixels.
     step : int
         Take every ``step``-th SI pixel along rows and columns.
     pad : None or "reflect"
         None drops centres whose window would leave the HAADF; "reflect" mirrors
         the HAADF at its borders so every SI pixel gets a tile.
+    window_unit : "haadf" or "si"
+    rows : (start, stop), optional
+        Only SI rows ``start <= r < stop`` become tile centres (tiles still see the
+        whole HAADF), to tile a very large scan band by band.
 
     Returns
     -------
-    TilePairs with N = number of kept centres.
+    TilePairs with N = number of kept centres; ``positions`` are in the full scan.
+
+    Memory. A lazy (dask-backed) SI is read one band of scan rows at a time (about
+    ``STREAM_BLOCK_BYTES``, at least one dask chunk high) straight into the (N, E)
+    float32 output, so the peak is the output plus one band, never the whole SI;
+    read errors name the file (``plasmonwidgets.io.lazy_read_errors``).
+
+    Examples
+    --------
+    >>> pairs = pw.make_tiles(si, window=16)                    # doctest: +SKIP
+    >>> pairs = pw.make_tiles(si, window=2, window_unit="si")   # doctest: +SKIP
     """
     if not isinstance(si, SpectrumImage):
         raise TypeError(f"make_tiles needs a SpectrumImage, got {type(si).__name__}")
@@ -302,7 +377,10 @@ def make_tiles(si: SpectrumImage, window: int = 16, step: int = 1, pad: str | No
         raise TypeError(f"window must be an integer, got {window!r}")
     if isinstance(step, bool) or int(step) != step or step < 1:
         raise ValueError(f"step must be a positive integer, got {step!r}")
-    window = int(window)
+    if window_unit not in WINDOW_UNITS:
+        raise ValueError(f"window_unit must be 'haadf' or 'si', got {window_unit!r}")
+    s = si.scale
+    window = int(window) * (s if window_unit == "si" else 1)
     H, W = si.haadf.shape
     if window < 2:
         raise ValueError(f"window must be at least 2 HAADF pixels, got {window}")
@@ -317,42 +395,28 @@ def make_tiles(si: SpectrumImage, window: int = 16, step: int = 1, pad: str | No
         )
     if pad not in (None, "reflect"):
         raise ValueError(f"pad must be None or 'reflect', got {pad!r}")
-    s = si.scale
-    h, w = si.scan_shape
-    margin = window if pad == "reflect" else 0
-    image = np.pad(si.haadf, margin, mode="reflect") if margin else si.haadf
-    view = sliding_window_view(image, (window, window))
-    rows = np.arange(0, h, step)
-    cols = np.arange(0, w, step)
-    start_r = rows * s + s // 2 - window // 2 + margin
-    start_c = cols * s + s // 2 - window // 2 + margin
-    keep_r = (start_r >= 0) & (start_r + window <= image.shape[0])
-    keep_c = (start_c >= 0) & (start_c + window <= image.shape[1])
-    rows, cols, start_r, start_c = rows[keep_r], cols[keep_c], start_r[keep_r], start_c[keep_c]
-    if rows.size == 0 or cols.size == 0:
-        raise ValueError(
-            f"no SI pixel has a full {window}x{window} window inside the {H}x{W} HAADF; "
-            "use a smaller window or pad='reflect'"
+    if window < s:
+        warnings.warn(
+            f"a {window}x{window} HAADF-pixel window covers less than one SI pixel (the HAADF "
+            f"has {s}x{s} pixels per SI pixel), so each tile sees only part of the area its "
+            f"spectrum comes from; use window={s} or more, window_unit='si', or "
+            f"si.bin_haadf({_smallest_divisor_at_least(s, s / window)}) first",
+            UserWarning,
+            stacklevel=2,
         )
+    h, w = si.scan_shape
+    grid = tile_grid((H, W), s, window, step=step, pad=pad, rows=rows)
+    rows, cols = grid.rows, grid.cols
+    view = sliding_window_view(grid.image(si.haadf), (window, window))
     rr, cc = np.meshgrid(rows, cols, indexing="ij")
     positions = np.stack([rr.ravel(), cc.ravel()], axis=1)
-    sr, sc = np.meshgrid(start_r, start_c, indexing="ij")
+    sr, sc = np.meshgrid(grid.start_r, grid.start_c, indexing="ij")
     starts = np.stack([sr.ravel(), sc.ravel()], axis=1)
-    spectra = si.spectra
+    margin = grid.margin
     if si.is_lazy:
-        spectra = spectra[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].compute()
-        spectra = np.asarray(spectra)[rr - rows[0], cc - cols[0]].reshape(-1, si.n_energy)
-        bad = ~np.isfinite(spectra)
-        if bad.any():  # a lazy SI is checked for NaN/Inf only when its data is read
-            n, channel = (int(i) for i in np.argwhere(bad)[0])
-            r, c = (int(v) for v in positions[n])
-            raise ValueError(
-                f"spectra contains {int(bad.sum())} NaN/Inf values in the tiled pixels (first at "
-                f"index {(r, c, channel)}); replace or mask them before building a "
-                "SpectrumImage, e.g. with np.nan_to_num"
-            )
+        spectra = _stream_spectra(si, rows, cols)
     else:
-        spectra = spectra[rr, cc].reshape(-1, si.n_energy)
+        spectra = si.spectra[rr, cc].reshape(-1, si.n_energy)
     regions = si.metadata.get("regions")
     region_labels = None
     if regions is not None and np.shape(regions) == (h, w):
@@ -369,3 +433,103 @@ def make_tiles(si: SpectrumImage, window: int = 16, step: int = 1, pad: str | No
         _starts=starts,
         split_info={"scale": s, "pad": margin, "window": window},
     )
+
+
+def _smallest_divisor_at_least(n: int, bound: float) -> int:
+    """The smallest d dividing n with d >= bound (a HAADF bin factor that is allowed)."""
+    return min(d for d in range(1, n + 1) if n % d == 0 and d >= bound)
+
+
+class TileGrid(NamedTuple):
+    """Which SI pixels get a tile and where their windows start (see :func:`tile_grid`)."""
+
+    rows: np.ndarray  # (n_r,) SI rows of the tile centres
+    cols: np.ndarray  # (n_c,) SI columns
+    start_r: np.ndarray  # (n_r,) first HAADF row of each window, in the padded frame
+    start_c: np.ndarray  # (n_c,) first HAADF column
+    margin: int  # HAADF pixels of reflection padding on every side (0 without padding)
+
+    def image(self, haadf: np.ndarray) -> np.ndarray:
+        """The HAADF the window starts refer to (reflect-padded by ``margin``)."""
+        return np.pad(haadf, self.margin, mode="reflect") if self.margin else haadf
+
+
+def tile_grid(haadf_shape: tuple[int, int], scale: int, window: int, *, step: int = 1,
+              pad: str | None = None, rows: tuple[int, int] | None = None) -> TileGrid:
+    """The README tile convention on a HAADF of ``haadf_shape`` (H, W) with ``scale``
+    HAADF pixels per SI pixel, for a ``window`` in HAADF pixels; arguments as for
+    :func:`make_tiles` (already validated there). Raises ValueError when no centre keeps
+    a full window. Used by make_tiles and by whole-image prediction, so both cut tiles
+    the same way."""
+    H, W = haadf_shape
+    s = int(scale)
+    h, w = H // s, W // s
+    row_lo, row_hi = _row_range(rows, h)
+    margin = window if pad == "reflect" else 0
+    rows = np.arange(row_lo, row_hi)
+    rows = rows[rows % step == 0]
+    cols = np.arange(0, w, step)
+    start_r = rows * s + s // 2 - window // 2 + margin
+    start_c = cols * s + s // 2 - window // 2 + margin
+    keep_r = (start_r >= 0) & (start_r + window <= H + 2 * margin)
+    keep_c = (start_c >= 0) & (start_c + window <= W + 2 * margin)
+    rows, cols, start_r, start_c = rows[keep_r], cols[keep_c], start_r[keep_r], start_c[keep_c]
+    if rows.size == 0 or cols.size == 0:
+        where = "" if (row_lo, row_hi) == (0, h) else f" in rows {row_lo}-{row_hi - 1}"
+        raise ValueError(
+            f"no SI pixel{where} has a full {window}x{window} window inside the {H}x{W} HAADF; "
+            "use a smaller window or pad='reflect'"
+        )
+    return TileGrid(rows, cols, start_r, start_c, margin)
+
+
+def _row_range(rows: tuple[int, int] | None, h: int) -> tuple[int, int]:
+    if rows is None:
+        return 0, h
+    try:
+        lo, hi = (int(v) for v in rows)
+    except (TypeError, ValueError):
+        raise ValueError(f"rows must be a (start, stop) pair of SI row indices, got {rows!r}") from None
+    if not 0 <= lo < hi <= h:
+        raise ValueError(f"rows must satisfy 0 <= start < stop <= {h} (the scan height), got {rows!r}")
+    return lo, hi
+
+
+def _stream_spectra(si: SpectrumImage, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(len(rows) * len(cols), E) float32 spectra at the grid rows x cols of a lazy SI,
+    read band by band of scan rows (see :func:`make_tiles`, Memory)."""
+    data = si.spectra
+    n_e = si.n_energy
+    c0, c1 = int(cols[0]), int(cols[-1]) + 1
+    row_bytes = max(1, (c1 - c0) * n_e * 4)
+    chunk_rows = int(max(data.chunks[0]))
+    band = max(1, STREAM_BLOCK_BYTES // row_bytes)
+    band = max(chunk_rows, band // chunk_rows * chunk_rows)  # whole dask chunks per read
+    out = np.empty((rows.size * cols.size, n_e), dtype=np.float32)
+    done = 0
+    while done < rows.size:
+        # bands end on multiples of `band`, which are dask chunk boundaries: no chunk is
+        # decompressed twice
+        r0 = int(rows[done])
+        r1 = (r0 // band + 1) * band
+        picked = rows[done:][rows[done:] < r1]
+        with si.reading():
+            part = np.asarray(data[r0 : int(picked[-1]) + 1, c0:c1].compute())
+        # copies only when step > 1 skips rows or columns inside the band read
+        if picked.size != part.shape[0]:
+            part = part[picked - r0]
+        if cols.size != part.shape[1]:
+            part = part[:, cols - c0]
+        # NaN/Inf propagate into a float64 sum (which cannot overflow from float32 values), so
+        # the mask the error message needs is only built for a band that holds one
+        if not np.isfinite(part.sum(dtype=np.float64)):  # checked only when the data is read
+            bad = ~np.isfinite(part)
+            i, j, channel = (int(v) for v in np.argwhere(bad)[0])
+            raise ValueError(
+                f"spectra contains {int(bad.sum())} NaN/Inf values in the tiled pixels (first at "
+                f"index {(int(picked[i]), int(cols[j]), channel)}); replace or mask them before "
+                "building a SpectrumImage, e.g. with np.nan_to_num"
+            )
+        out[done * cols.size : (done + picked.size) * cols.size] = part.reshape(-1, n_e)
+        done += picked.size
+    return out

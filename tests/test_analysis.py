@@ -278,7 +278,7 @@ def test_nmf_recovers_known_endmembers():
 
 # ------------------------------------------------------------------ prediction from HAADF
 def test_predict_spectrum_image_matches_tilewise_prediction(si, pairs, im2spec):
-    pred = analysis.predict_spectrum_image(im2spec, si.haadf, chunk=100)
+    pred = analysis.predict_spectrum_image(im2spec, si.haadf, scale=1, chunk=100, progress=False)
     r0, c0 = pred.metadata["prediction"]["origin"]
     assert (r0, c0) == (WINDOW // 2, WINDOW // 2)
     h, w = pred.scan_shape
@@ -287,8 +287,12 @@ def test_predict_spectrum_image_matches_tilewise_prediction(si, pairs, im2spec):
     got = pred.spectra[pairs.positions[:, 0] - r0, pairs.positions[:, 1] - c0]
     np.testing.assert_allclose(got, im2spec.predict(pairs.images), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(pred.energy, si.energy)
-    padded = analysis.predict_spectrum_image(im2spec, si, pad="reflect")
+    # an uncalibrated array: the pixel is `scale` HAADF pixels, not a made-up 1 nm
+    assert (pred.pixel_size, pred.pixel_unit) == (1.0, "HAADF px")
+    assert pred.metadata["prediction"]["calibrated"] is False
+    padded = analysis.predict_spectrum_image(im2spec, si, pad="reflect", progress=False)
     assert padded.scan_shape == si.scan_shape
+    assert (padded.pixel_size, padded.pixel_unit) == (si.pixel_size, si.pixel_unit)
     np.testing.assert_allclose(padded.spectra[r0 : r0 + h, c0 : c0 + w], pred.spectra,
                                rtol=1e-5, atol=1e-6)
 
@@ -296,30 +300,108 @@ def test_predict_spectrum_image_matches_tilewise_prediction(si, pairs, im2spec):
 def test_predict_spectrum_image_with_oversampled_haadf(im2spec):
     si2 = synthetic_si(size=16, scale=2)
     pairs2 = pw.make_tiles(si2, window=WINDOW)
-    pred = analysis.predict_spectrum_image(im2spec, si2.haadf, scale=2)
+    pred = analysis.predict_spectrum_image(im2spec, si2.haadf, scale=2, progress=False)
     r0, c0 = pred.metadata["prediction"]["origin"]
     assert pred.scale == 2 and pred.haadf.shape == (2 * pred.scan_shape[0], 2 * pred.scan_shape[1])
     got = pred.spectra[pairs2.positions[:, 0] - r0, pairs2.positions[:, 1] - c0]
     np.testing.assert_allclose(got, im2spec.predict(pairs2.images), rtol=1e-5, atol=1e-6)
 
 
+def test_an_array_without_scale_is_refused_with_the_spectrum_count(si, im2spec):
+    with pytest.raises(ValueError, match=r"pass scale= .*1024 spectra here"):
+        analysis.predict_spectrum_image(im2spec, si.haadf)
+
+
+def _signal2d(image, pixel, unit="nm", lazy=False):
+    import hyperspy.api as hs
+
+    axes = [dict(name=n, size=size, scale=pixel, units=unit) for n, size in zip("yx", image.shape)]
+    sig = hs.signals.Signal2D(np.asarray(image), axes=axes)
+    return sig.as_lazy() if lazy else sig
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_calibrated_signal2d_gives_scale_and_units(si, im2spec, lazy):
+    reference = si.replace(pixel_size=2.0)  # trained at 2 nm per pixel, scale 1
+    image = np.kron(si.haadf, np.ones((2, 2)))  # the same field at 1 nm per HAADF pixel
+    sig = _signal2d(image, 1.0, lazy=lazy)
+    with pytest.raises(ValueError, match=r"1 nm HAADF pixels but the model was trained on 2 nm"):
+        analysis.predict_spectrum_image(im2spec, sig, reference=reference, progress=False)
+    pred = analysis.predict_spectrum_image(im2spec, _signal2d(si.haadf, 2.0, lazy=lazy),
+                                           reference=reference, progress=False)
+    assert pred.scale == 1 and (pred.pixel_size, pred.pixel_unit) == (2.0, "nm")
+    by_size = analysis.predict_spectrum_image(im2spec, sig, pixel_size=4.0, progress=False)
+    assert by_size.scale == 4 and by_size.pixel_size == 4.0 and by_size.scan_shape == (14, 14)
+    with pytest.raises(ValueError, match="not a whole number of HAADF pixels"):
+        analysis.predict_spectrum_image(im2spec, sig, pixel_size=2.5)
+    with pytest.raises(ValueError, match="pass scale="):  # calibrated, but nothing sets the scale
+        analysis.predict_spectrum_image(im2spec, sig)
+
+
+def test_prediction_is_in_counts_when_the_training_normalisation_is_known(si, split):
+    normalised = si.normalize()
+    factor = float(normalised.normalization.factor)
+    train, test = pw.make_tiles(normalised, window=WINDOW).split("halves")
+    model = pw.Im2Spec(window=WINDOW, n_energy=si.n_energy, latent_dim=2, energy=si.energy,
+                       device="cpu", **SMALL_NET)
+    pw.train(model, train, test, epochs=1, batch_size=64, augment=None, progress=False)
+    raw = analysis.predict_spectrum_image(model, si.haadf, scale=1, progress=False)
+    assert raw.metadata["prediction"]["units"] == "as the training spectra"
+    counts = analysis.predict_spectrum_image(model, si.haadf, scale=1, reference=normalised,
+                                             progress=False)
+    assert counts.metadata["prediction"]["units"] == "counts" and counts.intensity_unit == "counts"
+    np.testing.assert_allclose(counts.spectra, raw.spectra * factor, rtol=1e-5)
+    same = analysis.predict_spectrum_image(model, normalised, progress=False)  # its own norm
+    np.testing.assert_allclose(same.spectra, counts.spectra, rtol=1e-5)
+
+
+def test_model_compatibility_is_checked(si, im2spec):
+    with pytest.raises(ValueError, match="not the axis this model was trained on"):
+        analysis.predict_spectrum_image(im2spec, si.haadf, scale=1, energy=si.energy + 0.5)
+    with pytest.raises(ValueError, match="reference SI's energy axis"):
+        analysis.predict_spectrum_image(im2spec, si.haadf, scale=1, reference=si.crop(0.3, 1.2))
+    with pytest.warns(UserWarning, match="predicts spectra on 0.2-1.2 eV, 32 channels"):
+        analysis.predict_spectrum_image(im2spec, si.bin(energy=2), progress=False)
+    with pytest.warns(UserWarning, match="HAADF intensities .* are unlike the training tiles"):
+        analysis.predict_spectrum_image(im2spec, si.haadf * 50, scale=1, progress=False)
+
+
+def test_progress_bar_counts_the_spectra(si, im2spec, capsys):
+    analysis.predict_spectrum_image(im2spec, si.haadf, scale=1, chunk=200, progress=True)
+    assert "predicting spectra" in capsys.readouterr().err
+
+
+def test_predict_from_a_lazy_si_never_reads_its_spectra(si, im2spec):
+    import dask.array as da
+
+    def explode(block):
+        raise AssertionError("the spectra were read")
+
+    lazy = si.replace(spectra=da.from_array(si.spectra, chunks=8).map_blocks(explode, dtype=np.float32))
+    pred = analysis.predict_spectrum_image(im2spec, lazy, progress=False)
+    assert pred.scan_shape == (32 - WINDOW + 1, 32 - WINDOW + 1)
+
+
 def test_predict_spectrum_image_bad_input(si, im2spec, spec2im):
     with pytest.raises(ValueError, match="smaller than one 8x8"):
-        analysis.predict_spectrum_image(im2spec, np.ones((6, 40)))
+        analysis.predict_spectrum_image(im2spec, np.ones((6, 40)), scale=1)
     bad = si.haadf.copy()
     bad[3, 3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        analysis.predict_spectrum_image(im2spec, bad)
+        analysis.predict_spectrum_image(im2spec, bad, scale=1)
     with pytest.raises(ValueError, match="needs a im2spec model"):
-        analysis.predict_spectrum_image(spec2im, si.haadf)
+        analysis.predict_spectrum_image(spec2im, si.haadf, scale=1)
     with pytest.raises(ValueError, match="multiple of scale"):
         analysis.predict_spectrum_image(im2spec, si.haadf[:31], scale=2)
     with pytest.raises(ValueError, match="2-D"):
-        analysis.predict_spectrum_image(im2spec, np.ones((2, 16, 16)))
+        analysis.predict_spectrum_image(im2spec, np.ones((2, 16, 16)), scale=1)
+    with pytest.raises(ValueError, match="positive integer"):
+        analysis.predict_spectrum_image(im2spec, si.haadf, scale=1.5)
     no_axis = pw.Im2Spec(window=WINDOW, n_energy=32, latent_dim=3, device="cpu", **SMALL_NET)
     with pytest.raises(ValueError, match="pass energy="):
-        analysis.predict_spectrum_image(no_axis, si.haadf)
-    assert analysis.predict_spectrum_image(no_axis, si.haadf, energy=si.energy).n_energy == 32
+        analysis.predict_spectrum_image(no_axis, si.haadf, scale=1)
+    got = analysis.predict_spectrum_image(no_axis, si.haadf, scale=1, energy=si.energy, progress=False)
+    assert got.n_energy == 32
 
 
 # ------------------------------------------------------------------------ inverse design
@@ -401,7 +483,7 @@ def test_packaged_im2spec_predicts_the_simulated_scan_from_its_haadf(nanocubes):
     if ("im2spec", 10) not in pretrained.available():
         pytest.skip("packaged im2spec_10 model not built (scripts/make_pretrained.py)")
     model = pretrained.load_default("im2spec", 10)
-    pred = analysis.predict_spectrum_image(model, nanocubes)
+    pred = analysis.predict_spectrum_image(model, nanocubes, progress=False)
     r0, c0 = pred.metadata["prediction"]["origin"]
     h, w = pred.scan_shape
     measured = nanocubes.spectra[r0 : r0 + h, c0 : c0 + w]

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
+import plasmonwidgets as pw
 from plasmonwidgets import SpectrumImage
 from plasmonwidgets.preprocess import fit_zlp_tail
+from plasmonwidgets.zlp import find_zlp
 
 
 def tail_si(model="power", noise=False, seed=0, h=24, w=20):
@@ -71,8 +73,10 @@ def test_remove_zlp_bad_arguments():
     with pytest.raises(ValueError, match="start < end"):
         si.remove_zlp(window=(0.2, 0.1))
     zero_start = SpectrumImage(np.ones((2, 2, 10)), np.linspace(0, 1, 10), np.ones((2, 2)))
-    with pytest.raises(ValueError, match="energies > 0"):
+    with pytest.raises(ValueError, match="no zero-loss peak stands out"):
         zero_start.remove_zlp()
+    with pytest.raises(ValueError, match="energies > 0 above the peak"):
+        zero_start.remove_zlp(window=(0.0, 0.5))
 
 
 def test_crop_keeps_the_range_and_rejects_empty_ranges():
@@ -126,3 +130,136 @@ def test_negative_counts_after_zlp_removal_are_kept_not_clipped():
     si, _, _ = tail_si("power", noise=True, h=4, w=4)
     out = si.remove_zlp(window=(0.05, 0.2))
     assert (out.spectra < 0).any() and np.isfinite(out.spectra).all()
+
+
+# ------------------------------------------------------------ ZLP on the axis (low loss)
+def zlp_si(shape="lorentz", h=5, w=4, seed=0):
+    """Low-loss SI from -1 eV: a ZLP at 0 eV (FWHM 0.1 eV), a plasmon at 1.5 eV."""
+    rng = np.random.default_rng(seed)
+    e = np.linspace(-1.0, 3.0, 801)
+    gamma = 0.05  # half width at half maximum, eV
+    if shape == "lorentz":  # tail ~ E^-2 far from the peak
+        zlp = gamma**2 / (e**2 + gamma**2)
+    else:  # a Gaussian core on a power-law tail joined where the core has died out
+        zlp = np.exp(-0.5 * (e / (gamma / 1.1774)) ** 2) + 2e-3 * np.clip(np.abs(e), 0.25, None) ** -3
+    plasmon = 3e-3 * np.exp(-0.5 * ((e - 1.5) / 0.15) ** 2)
+    amp = rng.uniform(0.5, 2.0, (h, w, 1)) * 1e6
+    si = SpectrumImage((zlp + plasmon) * amp, e, np.ones((h, w)))
+    return si, plasmon * amp, e
+
+
+@pytest.mark.parametrize("shape", ["lorentz", "gauss+tail"])
+def test_zlp_on_the_axis_is_found_and_its_tail_removed(shape):
+    si, plasmon, e = zlp_si(shape)
+    info = find_zlp(e, si.spectra.sum(axis=(0, 1)))
+    assert info.kind == "zlp" and abs(info.centre) < 0.005 and info.fwhm == pytest.approx(0.1, rel=0.1)
+    out = si.remove_zlp()
+    step = out.history[-1]
+    assert step["step"] == "remove_zlp" and step["window_rule"] == "auto"
+    lo, hi = step["window"]
+    # the documented rule: centre + 3 FWHM to centre + 6 FWHM
+    assert lo == pytest.approx(info.centre + 3 * info.fwhm, abs=0.006)
+    assert hi == pytest.approx(info.centre + 6 * info.fwhm, abs=0.006)
+    assert out.metadata["zlp_fit"]["window"] == step["window"]
+    # the channels of the peak itself are left as measured
+    below = e < lo
+    np.testing.assert_array_equal(out.spectra[..., below], si.spectra[..., below])
+    cropped = out.crop(1.0, 2.5)
+    keep = (e >= 1.0) & (e <= 2.5)
+    err = np.sqrt(((cropped.spectra - plasmon[..., keep]) ** 2).sum() / (plasmon[..., keep] ** 2).sum())
+    before = np.sqrt(((si.spectra[..., keep] - plasmon[..., keep]) ** 2).sum()
+                     / (plasmon[..., keep] ** 2).sum())
+    assert err < 0.1 * before and err < 0.1
+
+
+def test_zlp_centre_is_the_origin_of_an_explicit_window_fit():
+    si, plasmon, e = zlp_si("lorentz")
+    shifted = si.replace(energy=e + 0.2)  # a ZLP at +0.2 eV (uncalibrated axis)
+    out = shifted.remove_zlp(window=(0.6, 0.9))
+    assert out.history[-1]["zlp"]["centre"] == pytest.approx(0.2, abs=0.005)
+    keep = (e + 0.2 >= 1.2) & (e + 0.2 <= 2.7)
+    err = np.abs(out.spectra[..., keep] - plasmon[..., keep]).max() / plasmon.max()
+    assert err < 0.1
+    with pytest.raises(ValueError, match="at or below the zero-loss peak's centre"):
+        shifted.remove_zlp(window=(0.1, 0.6))
+
+
+def test_core_loss_data_are_refused_with_a_pointer_to_a_background_fit():
+    e = np.arange(300.0, 400.0)
+    si = SpectrumImage(np.ones((2, 2, 1)) * 1e4 * (e / 300) ** -3, e, np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"core-loss data.*remove_background"):
+        si.remove_zlp()
+    # an explicit window still fits (a user who knows where a tail is)
+    assert si.remove_zlp(window=(300, 320)).history[-1]["window"] == [300.0, 320.0]
+
+
+def test_flat_noise_spanning_zero_is_refused_not_fitted():
+    rng = np.random.default_rng(0)
+    e = np.linspace(-5, 20, 200)
+    si = SpectrumImage(rng.poisson(100, (3, 3, 200)).astype(float), e, np.ones((3, 3)))
+    with pytest.raises(ValueError, match="no zero-loss peak stands out"):
+        si.remove_zlp()
+
+
+def test_simulated_raw_scan_tail_gets_the_documented_automatic_window():
+    raw = pw.datasets.nanocube_array(seed=0, size=24, zlp_tail=True)
+    out = raw.remove_zlp()
+    step = out.history[-1]
+    e0 = raw.energy[0]
+    assert step["zlp"] == {"kind": "tail", "centre": 0.0}
+    assert step["window"][0] == pytest.approx(e0) and step["window"][1] >= 3 * e0
+    # the tail dominates the first channels before, not after
+    head = raw.energy < 0.2
+    assert np.abs(out.spectra[..., head]).mean() < 0.2 * raw.spectra[..., head].mean()
+    ready = out.crop(0.2, 1.2)
+    assert ready.energy[0] >= 0.2 and [s["step"] for s in ready.history] == ["remove_zlp", "crop"]
+
+
+def test_history_and_repr_follow_the_processing_steps():
+    si, _, _ = tail_si(h=3, w=3)
+    assert si.history == () and "history: none" in repr(si) and si.intensity_unit == "counts"
+    out = si.remove_zlp(window=(0.05, 0.2)).crop(0.2, 1.2).normalize()
+    assert [s["step"] for s in out.history] == ["remove_zlp", "crop", "normalize"]
+    text = repr(out)
+    assert "given window 0.05-0.2 eV" in text and "crop(0.2-1.2 eV)" in text
+    assert "normalised (global/max)" in text and out.intensity_unit == "normalised"
+    assert repr(out) != repr(si) and si.history == ()  # the input keeps its own history
+    assert out.denormalize().intensity_unit == "counts"
+
+
+def test_bin_haadf_averages_blocks_and_divides_the_scale():
+    haadf = np.arange(16 * 24, dtype=float).reshape(16, 24)
+    si = SpectrumImage(np.ones((2, 3, 4)), np.arange(1.0, 5.0), haadf, pixel_size=2.0)
+    assert si.scale == 8
+    out = si.bin_haadf(4)
+    assert out.scale == 2 and out.haadf.shape == (4, 6) and out.pixel_size == 2.0
+    np.testing.assert_allclose(out.haadf[1, 2], haadf[4:8, 8:12].mean())
+    assert out.history[-1] == {"step": "bin_haadf", "factor": 4}
+    with pytest.raises(ValueError, match=r"does not divide the HAADF oversampling 8.*\[1, 2, 4, 8\]"):
+        si.bin_haadf(3)
+    with pytest.raises(ValueError, match="positive integer"):
+        si.bin_haadf(0)
+
+
+def _real_si(path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pw.load(path)
+
+
+def test_real_velox_low_loss_si_without_a_peak_is_refused_but_a_window_works(velox):
+    si = _real_si(velox)
+    assert si.energy[0] < 0 < si.energy[-1]
+    with pytest.raises(ValueError, match="no zero-loss peak stands out"):
+        si.remove_zlp()
+    out = si.remove_zlp(window=(1.0, 5.0)).crop(0.2, 20.0)
+    assert np.isfinite(out.spectra).all() and out.history[-1]["step"] == "crop"
+    assert out.history[0]["window"] == [1.0, 5.0]
+
+
+def test_real_dm4_core_loss_si_points_to_exspy_remove_background(dm4):
+    si = _real_si(dm4)
+    with pytest.raises(ValueError, match=r"core-loss.*remove_background"):
+        si.remove_zlp()

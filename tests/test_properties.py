@@ -199,17 +199,23 @@ def test_bin_refuses_a_normalised_si():
 # ------------------------------------------------------------------------------ remove_zlp
 @st.composite
 def si_and_zlp_window(draw, valid: bool):
-    """valid: an axis starting above 0 eV and the default window or one that begins at the
-    axis start (the documented use). Else an axis starting at or below 0 eV, a reversed
-    window, or one holding fewer than 3 channels."""
+    """valid: an axis starting above 0 eV and a window that begins at the axis start (the
+    documented use), or the automatic window on spectra that fall off from the axis start
+    like a ZLP tail (``plasmonwidgets.zlp``: per-pixel amplitudes, dead pixels included,
+    times a decaying power law). Else an axis starting at or below 0 eV with a window
+    reaching down to its start (below the ZLP), a reversed window, or one holding fewer
+    than 3 channels."""
     x = draw(spectra(ZLP_LIMIT, min_channels=3, max_channels=30, max_side=3))
     n = x.shape[2]
     kinds = ["from start", "default"] if valid else ["axis <= 0", "reversed", "too narrow"]
     kind = draw(st.sampled_from(kinds))
-    start = st.floats(-10, 0) if kind == "axis <= 0" else st.floats(0.01, 100)
+    start = {"axis <= 0": st.floats(-10, 0), "default": st.floats(0.01, 9.0)}.get(
+        kind, st.floats(0.01, 100))
     e = draw(increasing_axis(n, uniform=True, start=start))  # offset + scale * channel
     if kind == "default":
         window = None
+        amplitude = np.abs(x[..., :1]).astype(np.float64)
+        x = (amplitude * (e / e[0]) ** -draw(st.floats(0.5, 4.0))).astype(np.float32)
     elif kind in ("from start", "axis <= 0"):
         window = (draw(st.floats(e[0] - 1, e[0])), draw(st.floats(e[2], e[-1] + 1)))
     elif kind == "reversed":
@@ -254,16 +260,16 @@ def test_remove_zlp_refuses_bad_axes_and_windows_with_a_value_error(case):
     e = si.energy
     lo, hi = window
     held = int(((e >= lo) & (e <= hi)).sum())
-    if e[0] <= 0:  # checked first, whatever the window
-        event("remove_zlp: axis <= 0 refused")
-        message = "ZLP-tail models need energies > 0"
-    elif not lo < hi:
+    if not lo < hi:
         event("remove_zlp: reversed window refused")
         message = "fit window must satisfy start < end"
-    else:
-        assert held < 3
+    elif held < 3:
         event("remove_zlp: narrow window refused")
         message = f"holds {held} channels .* at least 3"
+    else:  # a window reaching down to the axis start, at or below 0 eV and the ZLP
+        assert e[0] <= 0
+        event("remove_zlp: window below the ZLP refused")
+        message = "ZLP-tail models need energies > 0 above the peak"
     with no_runtime_warnings(), pytest.raises(ValueError, match=message):
         si.remove_zlp(window=window, model=model)
 
@@ -290,8 +296,9 @@ def test_remove_zlp_on_too_few_channels_raises_a_value_error(n_channels):
 
 
 @pytest.mark.parametrize(("x", "energy", "kwargs"), [
-    # power law, uniform axis, default window, a 1e19 spike: the fit diverges (r ~ -60)
-    pytest.param([0, 1e19, *[0] * 12], 0.25 + 0.25 * np.arange(14), {}, id="power-spike-1e19"),
+    # power law, uniform axis, window on the first 3 channels, a 1e19 spike: the fit diverges (r ~ -60)
+    pytest.param([0, 1e19, *[0] * 12], 0.25 + 0.25 * np.arange(14), {"window": (0.25, 0.75)},
+                 id="power-spike-1e19"),
     # power law on ordinary values, default window, uneven axis: A < 0 and r ~ -184
     pytest.param([1, 0, 0, 0], [0.03125, 0.033203125, 1.033203125, 2.033203125], {},
                  id="power-uneven-axis"),
@@ -311,7 +318,7 @@ def test_remove_zlp_extrapolated_tail_stays_finite(x, energy, kwargs):
 def test_remove_zlp_does_not_leak_numpy_warnings():
     si = build_si(np.array([[[0, 1, 1]]], dtype=np.float32), np.array([0.25, 0.375, 0.5]))
     with no_runtime_warnings():
-        out = si.remove_zlp()
+        out = si.remove_zlp(window=(0.25, 0.5))
     assert np.isfinite(out.spectra).all()
 
 
@@ -359,12 +366,19 @@ def fits(index: int, s: int, w: int, size: int) -> bool:
     return start >= 0 and start + w <= size
 
 
-def centres_inside_windows(train_pos, test_pos, s: int, w: int) -> np.ndarray:
-    """(n_train, n_test) bool: test centre j's HAADF pixel lies in train tile i's window."""
+def centres_inside_windows(train_pos, test_pos, s: int, w: int, pad=None, shape=None) -> np.ndarray:
+    """(n_train, n_test) bool: test centre j's HAADF pixel lies in train tile i's window
+    (with ``pad="reflect"``: in the pixels its window mirrors in, for a HAADF of ``shape``)."""
     top = window_start(np.asarray(train_pos), s, w)  # (n_train, 2) window starts
     centre = np.asarray(test_pos) * s + s // 2  # (n_test, 2) HAADF pixel of each centre
-    inside = (centre[None] >= top[:, None]) & (centre[None] < top[:, None] + w)
-    return inside.all(axis=-1)
+    if pad is None:
+        inside = (centre[None] >= top[:, None]) & (centre[None] < top[:, None] + w)
+        return inside.all(axis=-1)
+    out = np.ones((len(top), len(centre)), dtype=bool)
+    for axis in (0, 1):
+        held = mirror(top[:, axis, None] + np.arange(w), shape[axis])  # (n_train, w)
+        out &= (held[:, None, :] == centre[None, :, axis, None]).any(axis=-1)
+    return out
 
 
 @st.composite
@@ -405,7 +419,12 @@ def test_make_tiles_counts_windows_and_splits_follow_the_convention(
             pw.make_tiles(si, window=window, step=step, pad=pad)
         return
     event(f"tiles: tiled (pad={pad})")
-    pairs = pw.make_tiles(si, window=window, step=step, pad=pad)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pairs = pw.make_tiles(si, window=window, step=step, pad=pad)
+    # a warning exactly when the window covers less than one SI pixel
+    assert [str(m.message) for m in caught if "less than one SI pixel" in str(m.message)] == (
+        [str(caught[0].message)] if window < s else [])
     positions = [tuple(int(v) for v in p) for p in pairs.positions]
     assert len(pairs) == len(expected) == len(set(positions))
     assert set(positions) == expected
@@ -421,19 +440,23 @@ def test_make_tiles_counts_windows_and_splits_follow_the_convention(
         np.testing.assert_array_equal(images[i], expected_window(haadf, r, c, s, window, pad))
 
     index = {p: i for i, p in enumerate(positions)}
-    for method in SPLIT_METHODS:
+    # halves and stripes run along rows, columns or (None) the longer scan axis
+    cases = [(m, a) for m in SPLIT_METHODS
+             for a in ((None, "rows", "columns") if m in ("halves", "stripes") else (None,))]
+    for method, axis in cases:
+        name = f"{method}/{axis}"
         try:
             train, test = pairs.split(method, test_fraction=fraction, seed=seed,
-                                      n_stripes=n_stripes, n_blocks=n_blocks)
+                                      n_stripes=n_stripes, n_blocks=n_blocks, axis=axis)
         except ValueError as exc:  # a split that cannot leave both sets non-empty says so
             assert any(m in str(exc) for m in SPLIT_REFUSALS), str(exc)
-            event(f"split {method}: refused")
+            event(f"split {name}: refused")
             continue
-        event(f"split {method}: split")
+        event(f"split {name}: split")
         train_pos = [tuple(int(v) for v in p) for p in train.positions]
         test_pos = [tuple(int(v) for v in p) for p in test.positions]
         assert train_pos and test_pos
-        assert not set(train_pos) & set(test_pos), method  # disjoint
+        assert not set(train_pos) & set(test_pos), name  # disjoint
         assert set(train_pos) | set(test_pos) <= expected
         for part, pos in ((train, train_pos), (test, test_pos)):  # subsets carry their tiles
             ref = [index[p] for p in pos]
@@ -444,13 +467,15 @@ def test_make_tiles_counts_windows_and_splits_follow_the_convention(
             assert len(test) == round(fraction * len(pairs))
             continue
         # no test centre inside any training tile's window ...
-        assert not centres_inside_windows(train_pos, test_pos, s, window).any(), method
+        assert not centres_inside_windows(train_pos, test_pos, s, window, pad, (H, W)).any(), name
         # ... and only the tiles that hold one were dropped from training
         others = sorted(expected - set(test_pos))
-        clear = ~centres_inside_windows(others, test_pos, s, window).any(axis=1)
-        assert set(train_pos) == {p for p, ok in zip(others, clear) if ok}, method
+        clear = ~centres_inside_windows(others, test_pos, s, window, pad, (H, W)).any(axis=1)
+        assert set(train_pos) == {p for p, ok in zip(others, clear) if ok}, name
         if method == "halves":
-            assert max(c for _, c in train_pos) < min(c for _, c in test_pos)
+            along = {"rows": 0, "columns": 1, None: 0 if h > w else 1}[axis]
+            assert max(p[along] for p in train_pos) < min(p[along] for p in test_pos), name
+            assert train.split_info["axis"] == ("rows", "columns")[along]
 
 
 def test_remove_zlp_diverging_back_extrapolation_is_a_clear_error():

@@ -87,3 +87,27 @@ def test_energy_is_read_only():
 def test_one_pixel_wide_scan_is_accepted():
     si = SpectrumImage(np.ones((1, 7, 10)), np.arange(10.0) + 1, np.ones((1, 7)))
     assert si.scan_shape == (1, 7)
+
+
+def test_repr_shows_what_a_user_needs_to_know():
+    si = make(metadata={"haadf_source": "'HAADF' (#0) in scan.emd",
+                        "acquisition": {"TEM": {"beam_energy": 200.0}}})
+    text = repr(si)
+    for part in ("scan 6x5", "12 channels 0.2 to 1.2 eV", "HAADF 12x10 (scale 2, source 'HAADF' (#0) "
+                 "in scan.emd)", "SI pixel 1 nm", "intensity: counts", "beam energy 200 keV",
+                 "history: none (as loaded)"):
+        assert part in text, part
+    assert "beam energy" not in repr(make())  # unknown: not shown
+    done = si.crop(0.3, 1.1).normalize("spectrum")
+    assert "intensity: normalised (spectrum/max)" in repr(done)
+    assert "history: crop(0.3-1.1 eV) -> normalize(mode=spectrum, by=max)" in repr(done)
+    assert (si.intensity_unit, done.intensity_unit) == ("counts", "normalised")
+
+
+def test_history_survives_a_save_and_load(tmp_path):
+    import plasmonwidgets as pw
+
+    si = make().crop(0.3, 1.1).normalize()
+    for ext in ("hspy", "npz"):
+        back = pw.load(si.save(tmp_path / f"scan.{ext}"))
+        assert back.history == si.history, ext

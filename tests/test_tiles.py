@@ -1,5 +1,7 @@
 """make_tiles, TilePairs and spatial splits."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -158,7 +160,9 @@ def test_tiles_and_splits_properties(h, w, s, window, step, method, fraction, se
     if window > min(si.haadf.shape):
         return
     try:
-        pairs = make_tiles(si, window=window, step=step)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # windows under one SI pixel warn
+            pairs = make_tiles(si, window=window, step=step)
     except ValueError as exc:  # every sampled centre too close to the border
         assert "no SI pixel has a full" in str(exc)
         return
@@ -174,3 +178,150 @@ def test_tiles_and_splits_properties(h, w, s, window, step, method, fraction, se
     assert len(train) + len(test) <= n and len(test) > 0 and len(train) > 0
     if method != "random":
         assert no_test_centre_inside_a_train_tile(train, test, s)
+
+
+# ------------------------------------------------------------------ oversampled HAADF
+def test_window_in_si_pixels_is_scale_haadf_pixels():
+    si = make_si(h=12, w=10, s=4)
+    by_si = make_tiles(si, window=3, window_unit="si")
+    by_haadf = make_tiles(si, window=12)
+    assert by_si.window == 12
+    np.testing.assert_array_equal(by_si.positions, by_haadf.positions)
+    np.testing.assert_array_equal(by_si.images, by_haadf.images)
+    with pytest.raises(ValueError, match="window_unit must be 'haadf' or 'si'"):
+        make_tiles(si, window=3, window_unit="nm")
+
+
+def test_a_window_smaller_than_an_si_pixel_warns_at_the_callers_line():
+    si = make_si(h=6, w=6, s=8)
+    with pytest.warns(UserWarning, match=r"covers less than one SI pixel.*bin_haadf\(2\)") as record:
+        make_tiles(si, window=4)
+    assert record[0].filename == __file__
+    with pytest.warns(UserWarning, match=r"bin_haadf\(4\)"):
+        make_tiles(make_si(h=6, w=6, s=12), window=3)  # needs a factor dividing 12, >= 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_tiles(si, window=8)  # one SI pixel exactly: no warning
+        binned = si.bin_haadf(2)  # a 4-pixel window now covers one SI pixel
+        assert binned.scale == 4 and len(make_tiles(binned, window=4)) > 0
+
+
+def test_halves_split_the_longer_axis_by_default_and_axis_chooses():
+    tall = make_tiles(make_si(h=49, w=6, s=2), window=2, window_unit="si")
+    train, test = tall.split("halves")
+    assert train.split_info["axis"] == "rows"
+    assert train.positions[:, 0].max() < test.positions[:, 0].min()
+    assert set(test.positions[:, 1]) == set(tall.positions[:, 1])  # whole rows, every column
+    assert no_test_centre_inside_a_train_tile(train, test, 2)
+    train_c, test_c = tall.split("halves", axis="columns")
+    assert train_c.positions[:, 1].max() < test_c.positions[:, 1].min()
+    train_1, _ = tall.split("halves", axis=1)
+    np.testing.assert_array_equal(train_1.positions, train_c.positions)
+    for method in ("stripes", "blocks", "random"):  # the other splits keep working
+        assert all(len(part) for part in tall.split(method, n_stripes=2))
+    with pytest.raises(ValueError, match="axis must be 'rows'"):
+        tall.split("halves", axis=2)
+
+
+def test_rows_range_tiles_one_band_of_the_scan():
+    si = make_si(h=20, w=24)
+    whole = make_tiles(si, window=4, step=2)
+    bands = [make_tiles(si, window=4, step=2, rows=(lo, lo + 5)) for lo in range(0, 20, 5)]
+    np.testing.assert_array_equal(np.concatenate([b.positions for b in bands]), whole.positions)
+    np.testing.assert_array_equal(np.concatenate([b.spectra for b in bands]), whole.spectra)
+    np.testing.assert_array_equal(np.concatenate([b.images for b in bands]), whole.images)
+    assert bands[0].scan_shape == (20, 24)
+    with pytest.raises(ValueError, match="0 <= start < stop <= 20"):
+        make_tiles(si, window=4, rows=(5, 30))
+
+
+# ------------------------------------------------------------------ lazy SIs are streamed
+def lazy_si(si, chunks):
+    import dask.array as da
+
+    return si.replace(spectra=da.from_array(si.spectra, chunks=chunks))
+
+
+@pytest.mark.parametrize("step", [1, 3])
+@pytest.mark.parametrize("pad", [None, "reflect"])
+def test_lazy_si_is_read_band_by_band_and_matches_the_eager_tiles(monkeypatch, step, pad):
+    import plasmonwidgets.tiles as tiles
+
+    si = make_si(h=23, w=17, e=5, s=2)
+    eager = make_tiles(si, window=6, step=step, pad=pad)
+    # a band of 3 rows at most (one dask chunk is 2 rows): the SI is read in several bands
+    monkeypatch.setattr(tiles, "STREAM_BLOCK_BYTES", 3 * 17 * 5 * 4)
+    reads = []
+    original = SpectrumImage.reading
+    monkeypatch.setattr(SpectrumImage, "reading", lambda self: reads.append(1) or original(self))
+    lazy = make_tiles(lazy_si(si, (2, 17, 5)), window=6, step=step, pad=pad)
+    assert len(reads) > 3
+    np.testing.assert_array_equal(lazy.positions, eager.positions)
+    np.testing.assert_array_equal(lazy.spectra, eager.spectra)
+    np.testing.assert_array_equal(lazy.images, eager.images)
+
+
+def test_lazy_nan_in_a_later_band_names_its_pixel(monkeypatch):
+    import plasmonwidgets.tiles as tiles
+
+    si = make_si(h=10, w=6, e=4)
+    x = si.spectra.copy()
+    x[7, 2, 1] = np.nan
+    monkeypatch.setattr(tiles, "STREAM_BLOCK_BYTES", 1)
+    import dask.array as da
+
+    bad = SpectrumImage(da.from_array(x, chunks=(2, 6, 4)), si.energy, si.haadf)
+    message = r"NaN/Inf values in the tiled pixels \(first at index \(7, 2, 1\)\)"
+    with pytest.raises(ValueError, match=message):
+        make_tiles(bad, window=2)
+
+
+def test_lazily_loaded_hspy_file_tiles_like_the_file_in_memory(tmp_path):
+    import warnings
+
+    import plasmonwidgets as pw
+
+    si = make_si(h=16, w=12, e=6, s=2)
+    path = si.save(tmp_path / "scan.hspy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lazy = pw.load(path, lazy=True)
+    assert lazy.is_lazy
+    got = make_tiles(lazy, window=4)
+    ref = make_tiles(si, window=4)
+    np.testing.assert_array_equal(got.spectra, ref.spectra)
+    np.testing.assert_array_equal(got.images, ref.images)
+
+
+def test_lazy_reads_go_through_io_lazy_read_errors_with_the_display_name(monkeypatch):
+    import contextlib
+
+    import plasmonwidgets.io as io
+
+    names = []
+
+    @contextlib.contextmanager
+    def fake(name):
+        names.append(name)
+        try:
+            yield
+        except OSError as exc:
+            raise io.DataFileError(f"{name}: cannot be read ({exc})") from None
+
+    monkeypatch.setattr(io, "lazy_read_errors", fake, raising=False)
+    si = make_si(h=8, w=8, e=4)
+    si.metadata["source"] = {"name": "upload.hspy"}
+    make_tiles(lazy_si(si, (4, 8, 4)), window=2)
+    assert names and set(names) == {"upload.hspy"}
+
+    def broken(block):
+        raise OSError("Can't synchronously read data (wrong B-tree signature)")
+
+    import dask.array as da
+
+    bad = si.replace(spectra=da.from_array(si.spectra, chunks=(4, 8, 4)).map_blocks(
+        broken, dtype=np.float32))
+    with pytest.raises(io.DataFileError, match=r"upload.hspy: cannot be read \(Can't synchronously"):
+        make_tiles(bad, window=2)
+    with pytest.raises(io.DataFileError, match=r"upload\.hspy"):
+        bad.compute()
