@@ -57,6 +57,7 @@ def nanocube_array(
     zlp_tail: bool = False,
     pixel_size: float = 2.0,
     cache: bool = True,
+    physics: str = "dipole",
 ) -> SpectrumImage:
     """A simulated STEM-EELS spectrum image of a disordered In₂O₃ nanocube monolayer.
 
@@ -95,6 +96,11 @@ def nanocube_array(
         SI pixel in nm (default 2 nm: a 16-pixel tile shows a cube and its neighbours).
     cache : bool
         Use (and fill) the memory and disk caches.
+    physics : {"dipole", "quasistatic"}
+        ``"dipole"`` (default): the coupled point-dipole simulator described above.
+        ``"quasistatic"`` (opt-in, see docs/physics.md): cubes with their boundary-element
+        surface modes, per-cube ωp and γ, and a film edge with bare support beyond it
+        (region "support" instead of "vacuum"; ``particles`` add ``omega_p`` and ``damping``).
 
     Returns
     -------
@@ -118,6 +124,12 @@ def nanocube_array(
         "scale": scale, "dose": dose, "noise": bool(noise), "zlp_tail": bool(zlp_tail),
         "pixel_size": pixel_size,
     }
+    if physics not in ("dipole", "quasistatic"):
+        raise ValueError(f"physics must be 'dipole' or 'quasistatic', got {physics!r}")
+    if physics != "dipole":  # the default's cache keys stay as they were
+        from .simulate.quasistatic.scene import QS_SIMULATOR_VERSION
+
+        params["physics"] = f"{physics}-{QS_SIMULATOR_VERSION}"
     if not cache:
         return _to_spectrum_image(_simulate(params))
     key = _cache_key(params)
@@ -145,7 +157,13 @@ def _cache_key(params: dict) -> str:
 
 def _simulate(params: dict) -> SpectrumImage:
     """Run the simulator; the cached SpectrumImage has read-only arrays."""
-    si = simulate_scene(**params).to_spectrum_image()
+    if params.get("physics", "dipole").startswith("quasistatic"):
+        from .simulate.quasistatic.scene import simulate_quasistatic_scene
+
+        args = {k: v for k, v in params.items() if k != "physics"}
+        si = simulate_quasistatic_scene(**args).to_spectrum_image()
+    else:
+        si = simulate_scene(**params).to_spectrum_image()
     _freeze(si)
     return si
 

@@ -1,0 +1,340 @@
+"""Scene-level quasi-static simulator of a nanocube film (opt-in; see docs/physics.md).
+
+The loss at every beam position is assembled from two parts that overlap nowhere:
+
+* **Lattice (dipole) response.** Every cube of the film, within the scan and the lattice
+  continued ``extension`` pitches beyond it, is a point dipole with the cube's exact
+  quasi-static polarisability (from its boundary-element modes: oscillator strengths f_k
+  and depolarisation factors L_k = (1 − Λ_k)/2, mean material), coupled to all others by
+  the unscreened dipole field G (the coupling of the particles' total surface charges, as
+  in :class:`.coupling.Cluster`) and solved exactly (:class:`~..eels.CoupledDipoles`).
+* **Local modes.** For every cube within ``local_radius`` of the beam, the dipole's
+  isolated loss is replaced by the cube's full modal loss (all tabulated surface modes,
+  corner/edge/face character, its own ωp and γ, size and rotation), from the unit cube's
+  tabulated beam couplings (:mod:`.beamtable`); a smooth taper hands over to the dipole
+  between the two radii.
+
+Plus the weak bulk loss of beams through a cube and of the support, the instrument
+(40 meV resolution, Poisson noise, optional zero-loss tail) and the HAADF image. The film
+edge has bare support beyond it: the support membrane continues past the last cubes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy import ndimage, special
+
+from ..beam import Beam
+from ..dielectric import CubeModes, Drude
+from ..eels import CoupledDipoles, bulk_loss, single_particle_loss
+from ..geometry import REGION_NAMES, GeometryParams, Layout, generate_layout, region_map
+from ..geometry import projected_thickness as _thickness
+from ..haadf import HAADFParams, block_mean, render_haadf
+from ..instrument import broaden, channel_average, poisson
+from ..instrument import zlp_tail as _zlp_tail
+from ..scene import DEFAULT_DOSE, SceneResult, _fine_energy_grid, validate_arguments
+from ._blas import single_threaded_blas
+from .beamtable import CouplingTable, coupling_table
+from .loss import loss_prefactor, response_lambda
+from .modes import cube_modes
+
+__all__ = ["QS_REGION_NAMES", "QS_SIMULATOR_VERSION", "QuasistaticSceneConfig", "simulate_quasistatic_scene"]
+
+#: Bumped whenever a change alters the generated numbers.
+QS_SIMULATOR_VERSION = "qs-0.1"
+
+#: Region labels: as the dipole scene's, with bare support (not vacuum) beyond the film edge.
+QS_REGION_NAMES = tuple("support" if n == "vacuum" else n for n in REGION_NAMES)
+
+
+@dataclass(frozen=True)
+class QuasistaticSceneConfig:
+    """Physics and tuning of the quasi-static scene (lengths nm, energies eV).
+
+    geometry : layout of the scanned film (``margin``: cubes kept exactly, in pitches).
+    extension : pitches the lattice continues beyond the near zone (far cubes, dipoles only).
+    material : mean Drude material; each scanned cube draws ωp ~ N(ωp, omega_p_sd) clipped to
+        ``omega_p_range`` and γ uniform in ``damping_range``.
+    eps_host : effective host permittivity ε_m (support and ligands).
+    rounding, n_flat, n_round : cube shape and mesh of the tabulated modes.
+    table_step : grid step of the tabulated beam couplings, in cube sides.
+    local_radius : (inner, outer) distance from a cube's centre, in sides, within which its
+        full modes replace its dipole (tapered between the two; outer ≤ the table's 2.5).
+    support_thickness, support_eps : the membrane's weak, flat loss.
+    n_nodes : Chebyshev nodes in ln E for the dipoles' beam field (6 agree with 16 to 1e-9 NMSE).
+    """
+
+    geometry: GeometryParams = field(default_factory=GeometryParams)
+    extension: float = 4.0
+    beam: Beam = field(default_factory=Beam)
+    material: Drude = field(default_factory=Drude)
+    omega_p_sd: float = 0.08
+    omega_p_range: tuple[float, float] = (1.5, 1.95)
+    damping_range: tuple[float, float] = (0.07, 0.13)
+    eps_host: float = 2.0
+    rounding: float = 0.1
+    n_flat: int = 4
+    n_round: int = 2
+    table_step: float = 0.05
+    local_radius: tuple[float, float] = (1.4, 2.4)
+    haadf: HAADFParams = field(default_factory=HAADFParams)
+    fwhm: float = 0.040
+    max_step: float = 0.015
+    support_thickness: float = 10.0
+    support_eps: complex = 3.0 + 0.15j
+    zlp_amplitude: float = 0.01
+    oversample: int = 4
+    n_nodes: int = 6
+
+
+def dipole_modes(cfg: QuasistaticSceneConfig, material: Drude | None = None) -> CubeModes:
+    """The cube's polarisability as a sum over its dipole-active boundary-element modes.
+
+    Weights are the orientation-averaged oscillator strengths f_k (> 0), depolarisation
+    factors L_k = (1 − Re Λ_k)/2; the static polarisability of the mesh is reproduced to
+    the strengths dropped (< 1 %).
+    """
+    modes = cube_modes(rounding=cfg.rounding, n_flat=cfg.n_flat, n_round=cfg.n_round)
+    f = modes.dipole_strengths().mean(axis=1)
+    keep = f > 1e-4
+    lam = modes.eigenvalues.real[keep]
+    return CubeModes(depolarisation=tuple((1.0 - lam) / 2.0), weights=tuple(f[keep] / f[keep].sum()),
+                     eps_host=cfg.eps_host, material=material or cfg.material)
+
+
+# --- geometry ------------------------------------------------------------------------------
+
+def _lattice(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """Origin (2,) and basis rows (2, 2) of the (unjittered) lattice behind ``layout.sites``."""
+    pitch, angle = layout.params.pitch, layout.lattice_angle
+    basis = pitch * np.array([[np.sin(angle), np.cos(angle)], [np.cos(angle), -np.sin(angle)]])
+    ref = layout.sites[0]
+    ij = np.rint(np.linalg.solve(basis.T, (layout.sites - ref).T).T)
+    origin = ref + np.mean(layout.sites - ref - ij @ basis, axis=0)
+    return origin, basis
+
+
+def far_particles(layout: Layout, extension: float, rng_seed: int) -> dict[str, np.ndarray]:
+    """Cubes of the lattice continued ``extension`` pitches beyond the near zone.
+
+    Drawn ring by ring (in lattice index around the scan centre) from one stream, so a
+    larger extension keeps every cube of a smaller one: convergence tests compare like with
+    like. Returns centers (N, 2) (y, x), sides (N,) nm, rotations (N,) rad.
+    """
+    gp = layout.params
+    height, width = layout.field
+    near = gp.margin * gp.pitch
+    reach = near + extension * gp.pitch
+    origin, basis = _lattice(layout)
+    n_max = int(np.ceil((np.hypot(height, width) / 2 + reach) / gp.pitch)) + 1
+    rng = np.random.default_rng(rng_seed)
+    out = []
+    for r in range(n_max + 1):
+        ring = [(i, j) for i in range(-r, r + 1) for j in range(-r, r + 1) if max(abs(i), abs(j)) == r]
+        ij = np.array(ring, dtype=float).reshape(-1, 2)
+        draws = rng.random((len(ij), 5))
+        c = origin + ij @ basis + gp.jitter * np.sqrt(2) * special.erfinv(2 * draws[:, :2] - 1)
+        in_near = (c > -near).all(axis=1) & (c[:, 0] < height + near) & (c[:, 1] < width + near)
+        in_far = (c > -reach).all(axis=1) & (c[:, 0] < height + reach) & (c[:, 1] < width + reach)
+        occupied = draws[:, 2] >= np.mean(gp.vacancy_fraction)
+        side = np.clip(gp.side_mean + gp.side_sd * np.sqrt(2) * special.erfinv(2 * draws[:, 3] - 1),
+                       *gp.side_range)
+        rot = layout.lattice_angle + gp.rotation_sd * np.sqrt(2) * special.erfinv(2 * draws[:, 4] - 1)
+        sel = in_far & ~in_near & occupied
+        out.append(np.column_stack([c[sel], side[sel], rot[sel]]))
+    arr = np.concatenate(out) if out else np.zeros((0, 4))
+    return {"centers": arr[:, :2], "sides": arr[:, 2], "rotations": arr[:, 3]}
+
+
+class _HostDipoles(CoupledDipoles):
+    """:class:`CoupledDipoles` with the unscreened coupling G between the cubes' total charges.
+
+    The point-dipole simulator divides G by ε_m; the boundary-element formulation (the
+    operator F_pq of :class:`.coupling.Cluster` between two particles' total surface charges
+    carries no 1/ε_m) shows the unscreened G is the consistent choice with the beam's field
+    screened by ε_m and the loss divided by ε_m (see docs/physics.md).
+    """
+
+    def __init__(self, beam, modes, centers, volumes, r0):
+        super().__init__(beam, replace(modes, eps_host=1.0), centers, volumes, r0)
+        self.modes = modes  # χ(E) with the real host; the coupling above used ε_m = 1
+
+
+def _materials(rng: np.random.Generator, n: int, cfg: QuasistaticSceneConfig):
+    """Per-cube ωp (N(ωp, sd) clipped) and γ (uniform), eV."""
+    wp = np.clip(rng.normal(cfg.material.omega_p, cfg.omega_p_sd, n), *cfg.omega_p_range)
+    gam = rng.uniform(*cfg.damping_range, n)
+    return wp, gam
+
+
+def _local_loss(table: CouplingTable, cfg: QuasistaticSceneConfig, dip: CubeModes, layout: Layout,
+                omega_p: np.ndarray, damping: np.ndarray, centres: np.ndarray, size: int,
+                pixel_size: float, energy: np.ndarray) -> np.ndarray:
+    """(P, E) Σ over cubes near each beam of taper × (full modal loss − isolated dipole loss)."""
+    beam = cfg.beam
+    out = np.zeros((size * size, len(energy)))
+    q = beam.q(energy)
+    r_in, r_out = cfg.local_radius
+    pref = loss_prefactor(beam) / cfg.eps_host
+    for p, ((cy, cx), a, th) in enumerate(zip(layout.centers, layout.sides, layout.rotations)):
+        reach = r_out * a
+        r0_, r1_ = max(int((cy - reach) / pixel_size), 0), min(int((cy + reach) / pixel_size) + 2, size)
+        c0_, c1_ = max(int((cx - reach) / pixel_size), 0), min(int((cx + reach) / pixel_size) + 2, size)
+        if r0_ >= r1_ or c0_ >= c1_:
+            continue
+        rr, cc = np.meshgrid(np.arange(r0_, r1_), np.arange(c0_, c1_), indexing="ij")
+        off = np.column_stack([centres[rr.ravel()] - cy, centres[cc.ravel()] - cx])
+        dist = np.hypot(off[:, 0], off[:, 1]) / a
+        sel = dist < r_out
+        if not sel.any():
+            continue
+        off, dist = off[sel], dist[sel]
+        idx = (rr.ravel() * size + cc.ravel())[sel]
+        taper = np.clip((r_out - dist) / (r_out - r_in), 0.0, 1.0)
+        taper = np.sin(0.5 * np.pi * taper) ** 2
+        mat = Drude(cfg.material.eps_inf, float(omega_p[p]), float(damping[p]))
+        lam = response_lambda(mat.eps(energy), cfg.eps_host)
+        full = pref * table.loss(off, side=a, rotation=th, q=q, lam=lam)
+        iso = single_particle_loss(beam, dip, a**3, dist * a, energy, r0=a / 2) / cfg.eps_host
+        out[idx] += taper[:, None] * (full - iso)
+    return out
+
+
+# --- the scene -----------------------------------------------------------------------------
+
+def simulate_quasistatic_scene(
+    seed: int = 0,
+    size: int = 96,
+    n_energy: int = 100,
+    e_min: float = 0.2,
+    e_max: float = 1.2,
+    scale: int = 1,
+    dose: float = DEFAULT_DOSE,
+    noise: bool = True,
+    zlp_tail: bool = False,
+    pixel_size: float = 2.0,
+    config: QuasistaticSceneConfig | None = None,
+) -> SceneResult:
+    """Simulate a size×size STEM-EELS spectrum image of a nanocube film with surface modes.
+
+    Arguments as :func:`plasmonwidgets.simulate.simulate_scene`; ``config`` holds the physics.
+    The result's ``particles`` add per-cube ``omega_p`` and ``damping`` (eV); the far lattice
+    (beyond one pitch outside the scan) is summarised in ``simulation``.
+
+    Examples
+    --------
+    >>> r = simulate_quasistatic_scene(seed=1, size=16, n_energy=24, noise=False)
+    >>> r.spectra.shape
+    (16, 16, 24)
+    """
+    seed, size, n_energy, e_min, e_max, scale, dose, pixel_size = validate_arguments(
+        seed, size, n_energy, e_min, e_max, scale, dose, pixel_size)
+    cfg = config or QuasistaticSceneConfig()
+    seeds = np.random.SeedSequence(seed).spawn(6)
+    geo_rng, tail_rng, noise_rng, haadf_rng, mat_rng = (np.random.default_rng(s) for s in seeds[:5])
+    far_seed = int(seeds[5].generate_state(1)[0])
+    field_nm = size * pixel_size
+    layout = generate_layout(geo_rng, (field_nm, field_nm), cfg.geometry)
+    far = far_particles(layout, cfg.extension, far_seed)
+    omega_p, damping = _materials(mat_rng, layout.n_particles, cfg)
+    dip = dipole_modes(cfg)
+    table = coupling_table(rounding=cfg.rounding, n_flat=cfg.n_flat, n_round=cfg.n_round, step=cfg.table_step)
+
+    energy = np.linspace(e_min, e_max, n_energy)
+    step = energy[1] - energy[0]
+    fine, first, n_sub, d = _fine_energy_grid(e_min, e_max, n_energy, cfg.fwhm, cfg.max_step)
+    centres = (np.arange(size) + 0.5) * pixel_size
+    yy, xx = np.meshgrid(centres, centres, indexing="ij")
+    beams = np.column_stack([yy.ravel(), xx.ravel()])
+
+    gamma = np.zeros((len(beams), len(fine)))
+    with single_threaded_blas():
+        if layout.n_particles:
+            all_c = np.concatenate([layout.centers, far["centers"]])
+            all_a = np.concatenate([layout.sides, far["sides"]])
+            lattice = _HostDipoles(cfg.beam, dip, all_c, all_a**3, all_a / 2)
+            gamma += lattice.loss(beams, fine, n_nodes=cfg.n_nodes, workers=1) / cfg.eps_host
+            gamma += _local_loss(table, cfg, dip, layout, omega_p, damping, centres, size, pixel_size, fine)
+
+    # probe-averaged thickness of each SI pixel; the support is everywhere (no vacuum)
+    os_si = cfg.oversample
+    thick_si = _thickness(layout, (size * os_si, size * os_si), pixel_size / os_si)
+    sigma = cfg.haadf.probe_sigma_nm * os_si / pixel_size
+    thickness = block_mean(ndimage.gaussian_filter(thick_si, sigma), os_si)
+    gamma += _bulk(cfg, layout, omega_p, damping, thickness, centres, fine)
+    gamma += _support_loss(cfg, fine)[None, :]
+    gamma = np.clip(gamma, 0.0, None)  # interpolation can leave −1e-9 far from any cube
+    gamma = broaden(gamma, d, cfg.fwhm)
+    gamma = channel_average(gamma, first, n_sub, n_energy)
+    clean = (dose * step * gamma).reshape(size, size, n_energy)
+
+    if zlp_tail:
+        tail_p, zlp_a, zlp_r = _zlp_tail(tail_rng, (size, size), energy, cfg.zlp_amplitude)
+        tail = dose * step * tail_p
+    else:
+        tail, zlp_a, zlp_r = np.zeros_like(clean), None, None
+    spectra = poisson(noise_rng, clean + tail) if noise else clean + tail
+    if scale > 1:
+        thick_si = _thickness(layout, (size * scale * os_si,) * 2, pixel_size / (scale * os_si))
+    haadf_clean, haadf = render_haadf(thick_si, np.ones_like(thick_si), os_si, pixel_size / scale,
+                                      cfg.haadf, haadf_rng if noise else None)
+    regions = region_map(layout, (size, size), pixel_size)  # label 5 = beyond the film edge
+
+    particles = layout.particles()
+    particles.update(omega_p=omega_p, damping=damping)
+    simulation = {
+        "simulator_version": QS_SIMULATOR_VERSION, "physics": "quasistatic",
+        "seed": seed, "size": size, "n_energy": n_energy, "e_min": e_min, "e_max": e_max,
+        "scale": scale, "dose": dose, "noise": bool(noise), "zlp_tail": bool(zlp_tail),
+        "pixel_size_nm": pixel_size, "n_particles": int(layout.n_particles),
+        "n_far_particles": int(len(far["sides"])), "extension_pitches": cfg.extension,
+        "lattice_pitch_nm": cfg.geometry.pitch, "lattice_angle_rad": layout.lattice_angle,
+        "beam_energy_kev": cfg.beam.e0_kev, "collection_angle_rad": cfg.beam.theta_c,
+        "eps_inf": cfg.material.eps_inf, "omega_p_ev": cfg.material.omega_p,
+        "omega_p_sd_ev": cfg.omega_p_sd, "damping_range_ev": list(cfg.damping_range),
+        "eps_host": cfg.eps_host, "cube_rounding": cfg.rounding,
+        "n_panels": 6 * (cfg.n_flat + 2 * cfg.n_round) ** 2, "n_mode_groups": int(len(table.eigenvalues)),
+        "fwhm_ev": cfg.fwhm, "edge_width_nm": cfg.geometry.edge_width,
+        "units": "spectra: counts per channel; haadf: counts; lengths nm; energy eV",
+    }
+    f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
+    return SceneResult(
+        energy=energy, spectra=f32(spectra), clean=f32(clean), tail=f32(tail), haadf=f32(haadf),
+        haadf_clean=f32(haadf_clean), thickness=f32(thickness), regions=regions,
+        region_names=list(QS_REGION_NAMES), particles=particles, simulation=simulation,
+        pixel_size=pixel_size, scale=scale, zlp_a=zlp_a, zlp_r=zlp_r, layout=layout,
+    )
+
+
+def _bulk(cfg: QuasistaticSceneConfig, layout: Layout, omega_p, damping, thickness, centres, energy):
+    """(P, E) bulk loss of beams through a cube, with the material of the nearest cube."""
+    t = thickness.ravel()
+    out = np.zeros((len(t), len(energy)))
+    hit = np.flatnonzero(t > 1e-3)
+    if hit.size == 0 or layout.n_particles == 0:
+        return out
+    yy, xx = np.meshgrid(centres, centres, indexing="ij")
+    pts = np.column_stack([yy.ravel()[hit], xx.ravel()[hit]])
+    nearest = np.argmin(np.hypot(*(pts[:, None, :] - layout.centers[None, :, :]).transpose(2, 0, 1)), axis=1)
+    for p in np.unique(nearest):
+        rows = hit[nearest == p]
+        mat = Drude(cfg.material.eps_inf, float(omega_p[p]), float(damping[p]))
+        out[rows] = bulk_loss(cfg.beam, mat, t[rows], energy)
+    return out
+
+
+def _support_loss(cfg: QuasistaticSceneConfig, energy: np.ndarray) -> np.ndarray:
+    """(E,) weak bulk loss of the support membrane (eV⁻¹ per electron)."""
+    beam = cfg.beam
+    lam = beam.screening_length(energy)
+    t = cfg.support_thickness
+    t_eff = t - lam * (-np.expm1(-t / lam))
+    shape = np.imag(-1.0 / complex(cfg.support_eps)) * beam.bulk_log_factor(energy)
+    return beam.bulk_prefactor() * t_eff * shape
+
+
+def with_extension(config: QuasistaticSceneConfig, extension: float) -> QuasistaticSceneConfig:
+    """A copy of ``config`` whose lattice continues ``extension`` pitches beyond the scan."""
+    return replace(config, extension=float(extension))

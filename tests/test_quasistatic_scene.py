@@ -1,0 +1,168 @@
+"""The opt-in quasi-static scene simulator: tabulated couplings, locality, bulk feature, edge, hook."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plasmonwidgets.simulate.beam import Beam
+from plasmonwidgets.simulate.dielectric import Drude
+from plasmonwidgets.simulate.quasistatic import cube_modes, eels_modal
+from plasmonwidgets.simulate.quasistatic.beamtable import coupling_table
+from plasmonwidgets.simulate.quasistatic.loss import loss_prefactor, response_lambda
+from plasmonwidgets.simulate.quasistatic.scene import (
+    QS_REGION_NAMES,
+    QuasistaticSceneConfig,
+    far_particles,
+    simulate_quasistatic_scene,
+)
+
+# A coarse cube mesh (96 panels) keeps the table and the scenes quick; the physics is the same.
+MESH = {"rounding": 0.1, "n_flat": 2, "n_round": 1}
+CFG = QuasistaticSceneConfig(**MESH, table_step=0.1, extension=2.0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _private_cache(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PLASMONWIDGETS_CACHE", str(tmp_path_factory.mktemp("qs-cache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return simulate_quasistatic_scene(seed=3, size=40, n_energy=50, noise=False, config=CFG)
+
+
+def test_tabulated_couplings_match_the_direct_modal_loss():
+    """Interpolated in offset and ln(qa), the table reproduces eels_modal for a placed, rotated cube."""
+    table = coupling_table(**MESH, step=0.1)
+    side, rot, centre = 14.0, 0.12, np.array([5.0, -3.0])  # centre (y, x)
+    c, s = np.cos(rot), np.sin(rot)
+    placed = cube_modes(**MESH).transformed(
+        scale=side, rotation=np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]),
+        translation=(centre[1], centre[0], 0.0))
+    energy = np.linspace(0.3, 1.1, 33)
+    offsets = np.array([[0.0, 11.0], [9.0, 9.0], [4.0, 20.0], [-25.0, 3.0]])  # (y, x) from the centre
+    beams_xy = offsets[:, ::-1] + centre[::-1]
+    ref = eels_modal(placed, beams_xy, energy, eps=Drude(), eps_host=2.0)
+    beam = Beam()
+    lam = response_lambda(Drude().eps(energy), 2.0)
+    got = table.loss(offsets, side=side, rotation=rot, q=beam.q(energy), lam=lam) * loss_prefactor(beam) / 2.0
+    err = np.abs(got - ref).max(axis=1) / ref.max(axis=1)
+    assert np.all(err < 0.03), err
+
+
+def test_corner_beats_face_in_a_scene_cube():
+    """A cube of a generated scene: 1 nm outside its corner loses more than 1 nm outside a face."""
+    table = coupling_table(**MESH, step=0.1)
+    r = simulate_quasistatic_scene(seed=0, size=16, n_energy=8, noise=False, config=CFG)
+    a, rot = r.particles["sides"][0], r.particles["rotations"][0]
+    mat = Drude(4.0, r.particles["omega_p"][0], r.particles["damping"][0])
+    energy = np.linspace(0.35, 0.9, 56)
+    lam = response_lambda(mat.eps(energy), 2.0)
+    c, s = np.cos(rot), np.sin(rot)
+    # cube frame (x', y') -> scene offsets (y, x)
+    frame = lambda u: np.array([u[0] * s + u[1] * c, u[0] * c - u[1] * s])  # noqa: E731
+    corner = frame(np.array([0.5 * a + 0.71, 0.5 * a + 0.71]) - 0.1 * a * (1 - 1 / np.sqrt(2)))
+    face = frame(np.array([0.5 * a + 1.0, 0.0]))
+    loss = table.loss(np.array([corner, face]), side=a, rotation=rot, q=Beam().q(energy), lam=lam)
+    assert loss[0].max() > 1.3 * loss[1].max()
+    # the face spectrum peaks higher in energy (face-type modes), the locality the scene needs
+    assert energy[np.argmax(loss[1])] > energy[np.argmax(loss[0])]
+
+
+def test_same_seed_same_arrays():
+    a = simulate_quasistatic_scene(seed=5, size=16, n_energy=12, config=CFG)
+    b = simulate_quasistatic_scene(seed=5, size=16, n_energy=12, config=CFG)
+    c = simulate_quasistatic_scene(seed=6, size=16, n_energy=12, config=CFG)
+    np.testing.assert_array_equal(a.spectra, b.spectra)
+    np.testing.assert_array_equal(a.haadf, b.haadf)
+    np.testing.assert_array_equal(a.particles["omega_p"], b.particles["omega_p"])
+    assert not np.array_equal(a.spectra, c.spectra)
+
+
+def test_a_longer_extension_keeps_every_cube_of_a_shorter_one():
+    """Far cubes are drawn ring by ring from one stream, so extensions compare like with like."""
+    base = simulate_quasistatic_scene(seed=2, size=16, n_energy=8, noise=False, config=CFG)
+    small = far_particles(base.layout, 2.0, 11)
+    large = far_particles(base.layout, 4.0, 11)
+    d = np.hypot(*(small["centers"][:, None, :] - large["centers"][None, :, :]).transpose(2, 0, 1))
+    match = np.argmin(d, axis=1)
+    assert np.all(d[np.arange(len(match)), match] < 1e-9) and len(large["sides"]) > len(small["sides"])
+    np.testing.assert_array_equal(small["sides"], large["sides"][match])
+
+
+def _nmse_doubling(ext: float) -> np.ndarray:
+    out = []
+    for e in (ext, 2 * ext):
+        cfg = QuasistaticSceneConfig(**MESH, table_step=0.1, extension=e)
+        r = simulate_quasistatic_scene(seed=2, size=16, n_energy=20, noise=False, config=cfg)
+        out.append(np.asarray(r.clean, dtype=np.float64).reshape(-1, 20))
+    return ((out[0] - out[1]) ** 2).sum(1) / (out[1] ** 2).sum(1)
+
+
+@pytest.mark.xfail(strict=True, reason="the explicit dipole lattice converges slowly with its extension "
+                   "(docs/physics.md: 4-10 % NMSE per doubling at 2-8 pitches); an infinite-lattice "
+                   "embedding is still to be built")
+def test_doubling_the_extension_changes_every_spectrum_by_under_one_percent():
+    assert _nmse_doubling(4.0).max() < 0.01
+
+
+def test_support_continues_beyond_the_film_edge(scene):
+    """Beyond the film edge the HAADF shows bare support, not vacuum, and no cube."""
+    h = scene.haadf_clean
+    labels = scene.regions
+    beyond = labels == QS_REGION_NAMES.index("support")
+    assert beyond.sum() > 20
+    params = CFG.haadf
+    level = params.vacuum + params.support
+    inner = beyond & (np.asarray(scene.thickness) == 0)
+    assert abs(np.median(h[inner]) - level) < 0.05 * level
+    assert np.median(h[inner]) > 5 * params.vacuum
+    centres = scene.particles["centers"]
+    assert np.all(scene.layout.edge_distance(centres[:, 0], centres[:, 1]) > 0)  # cubes stop at the edge
+    # the support's own weak loss is there: spectra beyond the edge are not zero
+    assert np.asarray(scene.clean)[beyond].sum(axis=-1).min() > 0
+
+
+def test_bulk_feature_only_on_particles(scene):
+    """The ~0.9 eV bulk-like loss shows on cubes, relative to the plasmon peak, and not beyond the edge."""
+    e = scene.energy
+    clean = np.asarray(scene.clean, dtype=np.float64)
+    i9 = np.argmin(np.abs(e - 0.9))
+    ratio = clean[..., i9] / clean.max(axis=-1)
+    on = np.asarray(scene.thickness) > 10.0
+    off = scene.regions == QS_REGION_NAMES.index("support")
+    assert np.median(ratio[on]) > 2.0 * np.median(ratio[off])
+    # and it stays weak: the plasmon peak (below 0.8 eV) dominates on the cubes too
+    assert np.median(e[np.argmax(clean[on], axis=-1)]) < 0.8
+
+
+def test_dataset_hook_returns_a_spectrum_image_with_ground_truth():
+    import plasmonwidgets as pw
+    from plasmonwidgets.datasets import nanocube_array
+
+    si = nanocube_array(seed=1, size=16, n_energy=16, physics="quasistatic", cache=False)
+    assert isinstance(si, pw.SpectrumImage)
+    assert si.spectra.shape == (16, 16, 16) and np.all(np.isfinite(si.spectra))
+    parts = si.metadata["particles"]
+    n = len(parts["sides"])
+    assert n > 0 and parts["centers"].shape == (n, 2)
+    assert parts["omega_p"].shape == (n,) and parts["damping"].shape == (n,)
+    assert si.metadata["region_names"][-1] == "support"
+    assert si.metadata["simulation"]["physics"] == "quasistatic"
+    # cached like the default: a disk round trip keeps the arrays and the ground truth
+    from plasmonwidgets.datasets import clear_cache
+
+    first = nanocube_array(seed=1, size=16, n_energy=16, physics="quasistatic")
+    clear_cache()
+    again = nanocube_array(seed=1, size=16, n_energy=16, physics="quasistatic")
+    np.testing.assert_array_equal(first.spectra, si.spectra)
+    np.testing.assert_array_equal(again.spectra, si.spectra)
+    np.testing.assert_array_equal(again.metadata["particles"]["omega_p"], parts["omega_p"])
+    default = nanocube_array(seed=1, size=16, n_energy=16)
+    assert default.metadata["region_names"][-1] == "vacuum"  # the default is unchanged
+    with pytest.raises(ValueError, match="physics must be"):
+        nanocube_array(size=16, physics="retarded")
