@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from . import safe_save
+from . import _atomic
 
 FORMAT = "plasmonwidgets-model"
 FORMAT_VERSION = 1
@@ -77,16 +77,16 @@ def write_checkpoint(path: str | os.PathLike, *, model_class: str, config: dict,
         "energy": None if energy is None else energy.detach().cpu(),
         "extra": dict(extra or {}),
     }
-    safe_save.recover(path)  # leftovers of an earlier, interrupted save
-    tmp = safe_save.temp_path(path)
+    _atomic.recover(path)  # leftovers of an earlier, interrupted save
+    tmp = _atomic.temp_path(path)
     try:
         with open(tmp, "xb") as fh:  # the usual file mode (umask applies)
             torch.save(payload, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        safe_save.move_into_place(tmp, path)
+        _atomic.move_into_place(tmp, path)
     except BaseException:
-        safe_save.remove(tmp)
+        _atomic.remove(tmp)
         raise
     return path
 
@@ -111,7 +111,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     file and CheckpointError for anything that is not a complete, compatible checkpoint.
     """
     path = Path(path)
-    safe_save.recover(path)
+    _atomic.recover(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
     if path.stat().st_size == 0:

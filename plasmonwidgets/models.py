@@ -30,7 +30,6 @@ decoding concurrently never sees half-updated weights or batch-norm in train mod
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -39,15 +38,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from .device import select_device
-from .nn.blocks import ConvBlock, DilatedPyramid
+from .nn.decoders import ImageDecoder, SpectrumDecoder
+from .nn.encoders import ImageEncoder, SpectrumEncoder
 from .nn.symmetry import rotation_average
 
-__all__ = ["PRESETS", "CheckpointError", "Im2Spec", "ImSpecModel", "Spec2Im", "load_model"]
+__all__ = ["PRESETS", "CheckpointError", "Im2Spec", "ImSpecModel", "Spec2Im", "load_model", "model_class"]
 
 #: samples per forward pass in the numpy methods (bounds memory for whole-scan calls)
 INFERENCE_CHUNK = 256
@@ -302,74 +301,6 @@ def _seeded_init(seed: int | None):
         yield
 
 
-class _ImageEncoder(nn.Module):
-    """(N, w, w) -> (N, d): 2-D conv block, flatten, dense."""
-
-    def __init__(self, window: int, latent_dim: int, n_layers: int, n_filters: int):
-        super().__init__()
-        self.conv = ConvBlock(2, n_layers, 1, n_filters)
-        self.fc = nn.Linear(n_filters * window * window, latent_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.conv(x.unsqueeze(1)).flatten(1))
-
-
-class _SpectrumDecoder(nn.Module):
-    """(N, d) -> (N, E): dense to (filters, E), 1-D dilated pyramid, conv to 1, 1x1 conv."""
-
-    def __init__(self, n_energy: int, latent_dim: int, n_filters: int, dilations: tuple[int, ...]):
-        super().__init__()
-        self.shape = (n_filters, n_energy)
-        self.fc = nn.Linear(latent_dim, n_filters * n_energy)
-        self.pyramid = DilatedPyramid(1, n_filters, n_filters, dilations)
-        self.conv = ConvBlock(1, 1, n_filters, 1)
-        self.out = nn.Conv1d(1, 1, kernel_size=1)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.fc(z).view(-1, *self.shape)
-        return self.out(self.conv(self.pyramid(x))).squeeze(1)
-
-
-class _SpectrumEncoder(nn.Module):
-    """(N, E) -> (N, d): average-pool by ``pool``, 1-D conv block, flatten, dense."""
-
-    def __init__(self, n_energy: int, latent_dim: int, n_layers: int, n_filters: int, pool: int):
-        super().__init__()
-        self.pool = pool
-        # ceil_mode keeps the last partial bin (its mean over the channels that exist)
-        # instead of silently dropping the top of the energy range.
-        self.length = math.ceil(n_energy / pool)
-        self.conv = ConvBlock(1, n_layers, 1, n_filters)
-        self.fc = nn.Linear(n_filters * self.length, latent_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.unsqueeze(1)
-        if self.pool > 1:
-            x = F.avg_pool1d(x, self.pool, self.pool, ceil_mode=True)
-        return self.fc(self.conv(x).flatten(1))
-
-
-class _ImageDecoder(nn.Module):
-    """(N, d) -> (N, w, w): dense to (filters, w/4, w/4), [conv, x2 upsample] twice,
-    2-D dilated pyramid, conv to 1 channel, 1x1 conv."""
-
-    def __init__(self, window: int, latent_dim: int, n_filters: int, dilations: tuple[int, ...]):
-        super().__init__()
-        self.shape = (n_filters, window // 4, window // 4)
-        self.fc = nn.Linear(latent_dim, n_filters * (window // 4) ** 2)
-        self.up1 = ConvBlock(2, 1, n_filters, n_filters)
-        self.up2 = ConvBlock(2, 1, n_filters, n_filters)
-        self.pyramid = DilatedPyramid(2, n_filters, n_filters, dilations)
-        self.conv = ConvBlock(2, 1, n_filters, 1)
-        self.out = nn.Conv2d(1, 1, kernel_size=1)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.fc(z).view(-1, *self.shape)
-        x = F.interpolate(self.up1(x), scale_factor=2, mode="nearest")
-        x = F.interpolate(self.up2(x), scale_factor=2, mode="nearest")
-        return self.out(self.conv(self.pyramid(x))).squeeze(1)
-
-
 class Im2Spec(ImSpecModel):
     """HAADF tile (w, w) -> EEL spectrum (E,) at the tile centre.
 
@@ -413,9 +344,9 @@ class Im2Spec(ImSpecModel):
         config = dict(window=window, n_energy=n_energy, latent_dim=latent_dim, **sizes, seed=seed)
         super().__init__((window, window), (n_energy,), latent_dim, config)
         with _seeded_init(seed):
-            self.encoder = _ImageEncoder(window, latent_dim, config["n_layers_enc"],
+            self.encoder = ImageEncoder(window, latent_dim, config["n_layers_enc"],
                                          config["n_filters_enc"])
-            self.decoder = _SpectrumDecoder(n_energy, latent_dim, config["n_filters_dec"],
+            self.decoder = SpectrumDecoder(n_energy, latent_dim, config["n_filters_dec"],
                                             config["dilations"])
         self.energy = energy
         self.to(select_device(device))
@@ -483,9 +414,9 @@ class Spec2Im(ImSpecModel):
                       pool=pool, symmetric=bool(symmetric), seed=seed)
         super().__init__((n_energy,), (window, window), latent_dim, config)
         with _seeded_init(seed):
-            self.encoder = _SpectrumEncoder(n_energy, latent_dim, config["n_layers_enc"],
+            self.encoder = SpectrumEncoder(n_energy, latent_dim, config["n_layers_enc"],
                                             config["n_filters_enc"], pool)
-            self.decoder = _ImageDecoder(window, latent_dim, config["n_filters_dec"],
+            self.decoder = ImageDecoder(window, latent_dim, config["n_filters_dec"],
                                          config["dilations"])
         self.energy = energy
         self.to(select_device(device))
@@ -514,6 +445,21 @@ class Spec2Im(ImSpecModel):
 
 
 MODEL_CLASSES: dict[str, type[ImSpecModel]] = {"Im2Spec": Im2Spec, "Spec2Im": Spec2Im}
+
+
+def model_class(direction: str) -> type[ImSpecModel]:
+    """The model class of a direction: Im2Spec for "im2spec", Spec2Im for "spec2im".
+
+    Examples
+    --------
+    >>> model_class("spec2im").__name__
+    'Spec2Im'
+    """
+    for cls in MODEL_CLASSES.values():
+        if cls.direction == direction:
+            return cls
+    raise ValueError(f"direction must be one of {[c.direction for c in MODEL_CLASSES.values()]}, "
+                     f"got {direction!r}")
 
 
 def load_model(path: str | Path, device: str | torch.device | None = None) -> ImSpecModel:

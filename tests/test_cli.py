@@ -10,7 +10,7 @@ import plasmonwidgets as pw
 
 
 def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "plasmonwidgets.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "plasmonwidgets.app.cli", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300)
 
 

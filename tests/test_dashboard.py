@@ -199,7 +199,7 @@ def si():
 
 @pytest.fixture
 def dashboard(si, tmp_path):
-    from plasmonwidgets.widgets.dashboard import Dashboard
+    from plasmonwidgets.app.dashboard import Dashboard
 
     d = Dashboard(si, data_dir=tmp_path, decode_mode="sync", epochs=1)
     yield d
@@ -229,7 +229,7 @@ def test_check_compatible_refuses_other_energy_axes(si):
 
 @needs_models
 def test_opens_with_data_tab_only_and_pretrained_models(dashboard, si):
-    from plasmonwidgets.widgets.dashboard import TABS
+    from plasmonwidgets.app.dashboard import TABS
 
     assert dashboard._built == {"Data"}  # heavy tabs wait until selected
     assert all(not dashboard._boxes[n].children for n in TABS[1:])
@@ -254,7 +254,7 @@ def test_click_shows_measured_and_predicted(dashboard, si):
 
 @needs_models
 def test_every_tab_builds_and_latent_slider_decodes(dashboard):
-    from plasmonwidgets.widgets.dashboard import TABS
+    from plasmonwidgets.app.dashboard import TABS
 
     for name in TABS:
         box = dashboard.select_tab(name)
@@ -328,7 +328,7 @@ def test_small_scan_trains_without_a_validation_block():
 def test_mismatched_file_offers_training(si, tmp_path):
     """A user's file on another energy axis: no pre-trained model is used; training works."""
     from plasmonwidgets import datasets
-    from plasmonwidgets.widgets.dashboard import Dashboard
+    from plasmonwidgets.app.dashboard import Dashboard
 
     other = datasets.nanocube_array(seed=3, size=32, n_energy=60)
     other.save(tmp_path / "mine.npz")
@@ -357,7 +357,7 @@ def test_mismatched_file_offers_training(si, tmp_path):
 def test_errors_show_in_the_page_without_paths(si, tmp_path):
     import hyperspy.api as hs
 
-    from plasmonwidgets.widgets.dashboard import Dashboard
+    from plasmonwidgets.app.dashboard import Dashboard
 
     (tmp_path / "sub").mkdir()
     # a valid file the header check lists, but no spectrum image: loading fails
@@ -421,7 +421,7 @@ def test_failing_actions_show_a_clear_message_and_the_dashboard_keeps_working(si
     import ipywidgets as ipw
 
     import plasmonwidgets
-    from plasmonwidgets.widgets.dashboard import Dashboard
+    from plasmonwidgets.app.dashboard import Dashboard
 
     d = Dashboard(si, data_dir=tmp_path, decode_mode="sync", use_pretrained=False)
     try:
@@ -496,7 +496,7 @@ def test_unguarded_widget_errors_reach_the_page_through_the_shell_hook(si, tmp_p
     import ipywidgets as ipw
     from IPython import get_ipython
 
-    from plasmonwidgets.widgets.dashboard import Dashboard
+    from plasmonwidgets.app.dashboard import Dashboard
 
     assert get_ipython() is ipython_shell
     original = ipython_shell.showtraceback
@@ -540,7 +540,7 @@ def test_unguarded_widget_errors_reach_the_page_through_the_shell_hook(si, tmp_p
 
 
 def test_bad_constructor_data_shows_error_not_exception():
-    from plasmonwidgets.widgets.dashboard import Dashboard
+    from plasmonwidgets.app.dashboard import Dashboard
 
     d = Dashboard(si=object(), use_pretrained=False)
     assert "TypeError" in d.error_text and "SpectrumImage" in d.error_text
@@ -554,7 +554,7 @@ def _walk(widget):
 
 
 def test_small_switch(monkeypatch):
-    from plasmonwidgets.widgets.dashboard import small_settings
+    from plasmonwidgets.app.dashboard import small_settings
 
     monkeypatch.setenv("PLASMONWIDGETS_SMALL", "1")
     assert small_settings()
@@ -595,7 +595,7 @@ def test_uploads_are_named_as_uploaded_and_warnings_shown_without_paths(si, tmp_
     no temporary-folder or data-folder path is in any widget's state."""
     import hyperspy.api as hs
 
-    from plasmonwidgets.widgets.dashboard import Dashboard
+    from plasmonwidgets.app.dashboard import Dashboard
 
     image = tmp_path / "image.hspy"
     hs.signals.Signal2D(np.zeros((16, 16), "float32")).save(image)
@@ -638,7 +638,7 @@ def test_tile_window_and_split_direction_are_the_users_choice(tmp_path):
     with the window the user chooses; halves are cut across the longer axis unless the
     user picks the direction; a window in SI pixels is ``scale`` HAADF pixels each."""
     import plasmonwidgets as pw
-    from plasmonwidgets.widgets.dashboard import Dashboard
+    from plasmonwidgets.app.dashboard import Dashboard
 
     big = pw.datasets.nanocube_array(seed=0, size=32)
     d = Dashboard(big, data_dir=tmp_path, decode_mode="sync", use_pretrained=False)
@@ -682,7 +682,7 @@ def test_tile_window_and_split_direction_are_the_users_choice(tmp_path):
 
 @needs_models
 def test_pretrained_models_are_used_only_with_their_window(si, tmp_path):
-    from plasmonwidgets.widgets.dashboard import Dashboard
+    from plasmonwidgets.app.dashboard import Dashboard
 
     d = Dashboard(si, data_dir=tmp_path, decode_mode="sync", window=12)
     try:
@@ -695,7 +695,7 @@ def test_pretrained_models_are_used_only_with_their_window(si, tmp_path):
 
 
 def test_intensity_axis_says_counts_only_for_unnormalised_data(si, tmp_path):
-    from plasmonwidgets.widgets.dashboard import Dashboard
+    from plasmonwidgets.app.dashboard import Dashboard
     from plasmonwidgets.widgets.spectrum_view import intensity_label
 
     assert intensity_label(si) == "Intensity (counts)"
@@ -718,7 +718,7 @@ def test_warnings_from_any_thread_reach_the_notice_line_not_stderr(si, tmp_path,
     deprecation notices go to the server's terminal only."""
     import threading
 
-    from plasmonwidgets.widgets.dashboard import Dashboard
+    from plasmonwidgets.app.dashboard import Dashboard
 
     original = warnings.showwarning
     (tmp_path / "data").mkdir()
@@ -748,8 +748,8 @@ def test_uploads_get_the_lower_memory_budget(si, tmp_path, monkeypatch):
     """Issue 13: an upload is loaded with the upload budget (here lowered to 100 kB), so a
     file declaring more data is read lazily, with a notice; the same file in the data
     folder loads into memory under the normal budget."""
+    from plasmonwidgets.app.dashboard import Dashboard
     from plasmonwidgets.widgets import loading
-    from plasmonwidgets.widgets.dashboard import Dashboard
 
     monkeypatch.setattr(loading, "UPLOAD_MEMORY_BUDGET", 100_000)
     data = tmp_path / "data"

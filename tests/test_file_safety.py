@@ -19,8 +19,8 @@ import pytest
 
 import plasmonwidgets as pw
 from plasmonwidgets import io as pwio
-from plasmonwidgets.file_safety import MAX_NPZ_RATIO, default_memory_budget, parse_bytes
 from plasmonwidgets.io import DataFileError, check_data_file, lazy_read_errors
+from plasmonwidgets.io.limits import MAX_NPZ_RATIO, default_memory_budget, parse_bytes
 from plasmonwidgets.spectrum_image import SpectrumImage
 
 h5py = pytest.importorskip("h5py")
@@ -74,7 +74,7 @@ def no_reader(monkeypatch):
     """Fail if HyperSpy is asked to read anything: refusals must come from the headers."""
     def refuse(*args, **kwargs):
         raise AssertionError("the reader was called on a file that should have been refused")
-    monkeypatch.setattr(pwio, "_hs_load", refuse)
+    monkeypatch.setattr(pwio.backend, "hs_load", refuse)
 
 
 def _refused(path, *fragments, **kwargs) -> str:

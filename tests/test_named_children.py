@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 import plasmonwidgets as pw
+from plasmonwidgets.app.dashboard import Dashboard
 from plasmonwidgets.widgets import LatentExplorer, SpectrumView, TrainingProgress
-from plasmonwidgets.widgets.dashboard import Dashboard
 
 
 def test_latent_explorer_children_drive_the_decoder(small_trained):

@@ -78,7 +78,7 @@ def test_wheel_holds_every_package_file_and_the_dashboard(wheel):
 
 def test_installed_wheel_imports_finds_its_files(wheel_env, tmp_path):
     check = (
-        "import plasmonwidgets, plasmonwidgets.cli as cli\n"
+        "import plasmonwidgets, plasmonwidgets.app.cli as cli\n"
         "from plasmonwidgets import pretrained\n"
         "from plasmonwidgets.widgets import haadf_viewer\n"
         "print(plasmonwidgets.__file__)\n"
@@ -98,7 +98,7 @@ def test_installed_wheel_imports_finds_its_files(wheel_env, tmp_path):
 
 @pytest.mark.slow
 def test_installed_demo_serves_the_dashboard(wheel_env, tmp_path):
-    from plasmonwidgets.serve import VoilaProcess, free_port
+    from plasmonwidgets.app.voila_process import VoilaProcess, free_port
 
     port = free_port()
     cmd = [str(wheel_env / "bin" / "plasmonwidgets"), "demo", "--port", str(port),

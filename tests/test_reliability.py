@@ -437,7 +437,7 @@ def test_stop_inside_the_first_epoch_keeps_the_partly_trained_model(split):
 # ============================================================================= dashboard
 def test_failed_training_run_in_the_dashboard_keeps_the_model_and_the_page(tmp_path):
     from plasmonwidgets import pretrained
-    from plasmonwidgets.widgets.dashboard import Dashboard
+    from plasmonwidgets.app.dashboard import Dashboard
 
     si = pw.datasets.nanocube_array(seed=0, size=32).bin(energy=4)
     d = Dashboard(si, data_dir=tmp_path, use_pretrained=False, decode_mode="sync", epochs=1)
@@ -480,13 +480,13 @@ def test_failed_training_run_in_the_dashboard_keeps_the_model_and_the_page(tmp_p
 
 def test_demo_serves_on_localhost_with_sources_stripped_and_idle_kernels_culled(
         tmp_path, monkeypatch):
-    from plasmonwidgets.cli import build_parser, demo_command
+    from plasmonwidgets.app.cli import build_parser, demo_command
     from plasmonwidgets.widgets.file_chooser import DataFileChooser
 
     args = build_parser().parse_args(["demo", "--data-dir", str(tmp_path)])
     assert args.host == "127.0.0.1"
     cmd, env = demo_command(args.host, 8866, args.data_dir)
-    assert cmd[1:3] == ["-m", "plasmonwidgets.serve"]  # Voila with TCP_NODELAY
+    assert cmd[1:3] == ["-m", "plasmonwidgets.app.serve"]  # Voila with TCP_NODELAY
     for flag in ("--Voila.ip=127.0.0.1", "--strip_sources=True", "--show_tracebacks=False",
                  "--MappingKernelManager.cull_idle_timeout=60",
                  "--MappingKernelManager.cull_interval=15"):
@@ -513,8 +513,8 @@ def test_demo_caps_kernels_and_shuts_down_those_of_closed_tabs(tmp_path):
     """Issue 13: ``--max-kernels`` (default 8) and ``--cull-after`` (default 60 s) reach the
     server's kernel manager; the real server's behaviour is tested in
     ``e2e/test_voila_kernels.py``."""
-    from plasmonwidgets.cli import build_parser, demo_command
-    from plasmonwidgets.serve import DashboardKernelManager, capacity_page
+    from plasmonwidgets.app.cli import build_parser, demo_command
+    from plasmonwidgets.app.serve import DashboardKernelManager, capacity_page
 
     args = build_parser().parse_args(["demo", "--data-dir", str(tmp_path)])
     assert (args.max_kernels, args.cull_after) == (8, 60.0)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import plasmonwidgets as pw
-from plasmonwidgets import safe_save
+from plasmonwidgets import _atomic as atomic
 from plasmonwidgets.spectrum_image import SpectrumImage
 
 pytest.importorskip("hyperspy.api")
@@ -27,12 +27,13 @@ _KILLER = textwrap.dedent("""
     import os, sys, numpy as np
     from pathlib import Path
     import plasmonwidgets as pw
-    from plasmonwidgets import io as pwio, safe_save
+    from plasmonwidgets import _atomic as atomic
+    from plasmonwidgets.io import writer
     from plasmonwidgets.spectrum_image import SpectrumImage
     path, step, value = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
     if sys.argv[4] == "no-exchange":
-        safe_save._exchange = lambda a, b: False  # the portable two-rename path
-    real_replace, real_remove = os.replace, safe_save.remove
+        atomic._exchange = lambda a, b: False  # the portable two-rename path
+    real_replace, real_remove = os.replace, atomic.remove
 
     def replace(src, dst):
         src, dst = Path(src), Path(dst)
@@ -51,9 +52,9 @@ _KILLER = textwrap.dedent("""
         Path(tmp).write_bytes(b"partial")
         os._exit(9)
 
-    os.replace, safe_save.remove = replace, remove
+    os.replace, atomic.remove = replace, remove
     if step == "mid-write":
-        pwio._write_hyperspy = pwio._write_npz = partial_write
+        writer.write_hyperspy = writer.write_npz = partial_write
     si = SpectrumImage(np.full((3, 4, 8), value, np.float32), np.linspace(1, 2, 8),
                        np.ones((3, 4), np.float32))
     si.save(path)
@@ -117,16 +118,16 @@ def test_temporaries_of_a_running_save_are_left_alone(tmp_path):
     try:
         busy = tmp_path / f".scan.hspy.{writer.pid}-0123abcd.tmp.hspy"
         busy.write_bytes(b"being written")
-        mine = safe_save.temp_path(path)  # this process, still writing
+        mine = atomic.temp_path(path)  # this process, still writing
         mine.write_bytes(b"being written")
         _si(2.0).save(path)
         assert busy.exists() and mine.exists()
     finally:
         writer.kill()
         writer.wait()
-    safe_save.remove(mine)
+    atomic.remove(mine)
     for _ in range(50):  # the pid is gone once reaped
-        if safe_save.recover(path) is None and not busy.exists():
+        if atomic.recover(path) is None and not busy.exists():
             break
         time.sleep(0.1)
     assert not busy.exists() and _value(path) == 2.0

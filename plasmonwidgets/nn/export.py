@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from .blocks import DilatedPyramid
+from .decoders import ImageDecoder, SpectrumDecoder
 from .symmetry import probe_block_start
 
 __all__ = ["decoder_program"]
@@ -86,22 +87,22 @@ def decoder_program(model: Any) -> tuple[list[dict[str, Any]], np.ndarray]:
     """``(ops, weights)`` computing ``model.decode(z)`` for one latent vector z (d,).
 
     ``model``: an Im2Spec (output (E,)) or Spec2Im (output (w, w)). The weights are the
-    model's current ones (read under ``model.lock``), batch norms in eval form.
-    """
-    from ..models import Im2Spec, Spec2Im
+    model's current ones (read under ``model.lock``), batch norms in eval form; the layer
+    order is the decoder's own (``export_parts``).
 
-    if not isinstance(model, (Im2Spec, Spec2Im)):
+    Examples
+    --------
+    >>> ops, weights = decoder_program(pw.Im2Spec(window=16, n_energy=100, latent_dim=2))
+    >>> ops[0]["op"], weights.dtype
+    ('linear', dtype('float32'))
+    """
+    dec = getattr(model, "decoder", None)
+    if not isinstance(dec, (SpectrumDecoder, ImageDecoder)):
         raise TypeError(f"expected an Im2Spec or Spec2Im, got {type(model).__name__}")
     b = _Builder()
     with model.lock, torch.no_grad():
-        dec = model.decoder
-        if isinstance(model, Im2Spec):
-            body = [dec.fc, ("reshape", list(dec.shape)), dec.pyramid, dec.conv, dec.out]
-        else:
-            body = [dec.fc, ("reshape", list(dec.shape)), dec.up1, "upsample2", dec.up2,
-                    "upsample2", dec.pyramid, dec.conv, dec.out]
         ops: list[dict[str, Any]] = []
-        for part in body:
+        for part in dec.export_parts():
             if isinstance(part, tuple):
                 ops.append({"op": part[0], "shape": part[1]})
             elif isinstance(part, str):
@@ -111,7 +112,7 @@ def decoder_program(model: Any) -> tuple[list[dict[str, Any]], np.ndarray]:
         ops.append({"op": "squeeze"})
         ops.append({"op": "denormalize", "scale": float(model.y_scale),
                     "offset": b.add(model.y_offset)})
-        if isinstance(model, Spec2Im) and model.config.get("symmetric"):
+        if isinstance(dec, ImageDecoder) and model.config.get("symmetric"):
             ops.append({"op": "rotation_average", "start": probe_block_start(model.window)})
     weights = np.concatenate(b.chunks) if b.chunks else np.zeros(0, np.float32)
     return ops, weights

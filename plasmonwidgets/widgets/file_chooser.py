@@ -37,6 +37,7 @@ from typing import Any
 
 import ipywidgets as ipw
 
+from ..io.paths import FORMATS
 from ._message import message_html
 from .loading import check_file, redact_paths, upload_budget
 from .upload import ChunkedUpload, too_large_message
@@ -53,7 +54,7 @@ __all__ = [
 DATA_DIR_ENV = "PLASMONWIDGETS_DATA_DIR"
 
 #: file name endings pw.load reads (DigitalMicrograph, Velox EMD, HyperSpy, numpy archive)
-SUPPORTED_EXTENSIONS = (".dm3", ".dm4", ".emd", ".hspy", ".zspy", ".npz")
+SUPPORTED_EXTENSIONS = tuple(FORMATS)
 
 _PARENT = ".."
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from plasmonwidgets.serve import CHROMIUM, CHROMIUM_ARGS, VoilaProcess, free_port
+from plasmonwidgets.app.voila_process import CHROMIUM, CHROMIUM_ARGS, VoilaProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -32,7 +32,7 @@ class VoilaServer(VoilaProcess):
         env.pop(  # the dashboard runs with its normal settings; notebooks tests use small ones
             "PLASMONWIDGETS_SMALL", None
         )
-        cmd = [sys.executable, "-m", "plasmonwidgets.cli", "demo", "--port", str(port),
+        cmd = [sys.executable, "-m", "plasmonwidgets.app.cli", "demo", "--port", str(port),
                "--data-dir", str(data_dir), *extra_args]  # fmt: skip
         super().__init__(cmd, port, log_path, cwd=ROOT, env=env)
         self.data_dir = data_dir

@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from plasmonwidgets.serve import VoilaProcess, free_port
+from plasmonwidgets.app.voila_process import VoilaProcess, free_port
 
 pytestmark = pytest.mark.browser
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from plasmonwidgets.cli import dashboard_notebook, demo_command
-from plasmonwidgets.serve import VoilaProcess, free_port
+from plasmonwidgets.app.cli import dashboard_notebook, demo_command
+from plasmonwidgets.app.voila_process import VoilaProcess, free_port
 
 pytestmark = pytest.mark.browser
 

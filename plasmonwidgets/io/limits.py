@@ -35,7 +35,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DataFileError", "check_data_file", "default_memory_budget", "inspect_data_file"]
+from .errors import DataFileError
+
+__all__ = ["check_data_file", "default_memory_budget", "fmt_bytes", "inspect_data_file", "parse_bytes"]
 
 #: fraction of the available memory one file may take when loaded whole
 BUDGET_FRACTION = 0.25
@@ -46,13 +48,6 @@ _HDF5 = (".hspy", ".emd", ".h5", ".hdf5", ".hdf")
 _DM = (".dm3", ".dm4")
 # dataset names HyperSpy / RosettaSciIO read lazily; every other dataset is read eagerly
 _LAZY_NAMES = ("data", "Data")
-
-
-class DataFileError(ValueError):
-    """A data file cannot be used: missing, unreadable, damaged, or not what was expected.
-
-    The message names the file, says what is wrong and what to do about it.
-    """
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,12 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from .file_safety import DataFileError
+from .errors import DataFileError
 
-__all__ = ["caller_stacklevel", "lazy_read_errors", "messages_as"]
+__all__ = ["caller_stacklevel", "lazy_read_errors", "messages_as", "warn_user"]
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# plasmonwidgets/, two levels up from plasmonwidgets/io/names.py
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONTEXTLIB = os.path.abspath(contextlib.__file__)
 # modules whose exceptions mean "the stored data could not be read"
 _READER_MODULES = ("h5py", "zarr", "numcodecs", "blosc", "rsciio", "hdf5plugin")
@@ -40,6 +41,11 @@ def caller_stacklevel() -> int:
     while frame is not None and _internal(frame.f_code.co_filename):
         frame, level = frame.f_back, level + 1
     return level
+
+
+def warn_user(message: str) -> None:
+    """UserWarning attributed to the first caller outside plasmonwidgets (the user's line)."""
+    warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
 
 
 def _internal(filename: str) -> bool:

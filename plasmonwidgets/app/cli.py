@@ -14,10 +14,10 @@ __all__ = ["main", "dashboard_notebook", "demo_command"]
 
 def dashboard_notebook() -> Path:
     """Path of the dashboard notebook: the copy a wheel installs as package data
-    (``plasmonwidgets/app/dashboard.ipynb``), else ``notebooks/dashboard.ipynb`` of a
-    source checkout (editable installs)."""
+    (``plasmonwidgets/app/dashboard.ipynb``, beside this module), else
+    ``notebooks/dashboard.ipynb`` of a source checkout (editable installs)."""
     here = Path(__file__).resolve().parent
-    candidates = (here / "app" / "dashboard.ipynb", here.parent / "notebooks" / "dashboard.ipynb")
+    candidates = (here / "dashboard.ipynb", here.parents[1] / "notebooks" / "dashboard.ipynb")
     for candidate in candidates:
         if candidate.is_file():
             return candidate
@@ -34,7 +34,7 @@ def demo_command(host: str, port: int, data_dir: str | os.PathLike, *, max_kerne
     ``data_dir`` (via ``PLASMONWIDGETS_DATA_DIR``); at most ``max_kernels`` dashboards run
     at once (0: no cap; beyond it a page says the server is busy); the kernel of a closed
     tab is shut down ``cull_after`` seconds after its page went away, even while training
-    (see :mod:`plasmonwidgets.serve`).
+    (see :mod:`plasmonwidgets.app.serve`).
     """
     if max_kernels < 0:
         raise ValueError(f"--max-kernels must be >= 0 (0: no cap), got {max_kernels}")
@@ -42,7 +42,7 @@ def demo_command(host: str, port: int, data_dir: str | os.PathLike, *, max_kerne
         raise ValueError(f"--cull-after must be > 0 seconds, got {cull_after}")
     notebook = dashboard_notebook()
     cmd = [
-        sys.executable, "-m", "plasmonwidgets.serve", str(notebook),
+        sys.executable, "-m", "plasmonwidgets.app.serve", str(notebook),
         f"--Voila.ip={host}", f"--port={port}", "--no-browser",
         "--strip_sources=True", "--show_tracebacks=False",
         f"--Voila.root_dir={notebook.parent}",
@@ -57,7 +57,7 @@ def demo_command(host: str, port: int, data_dir: str | os.PathLike, *, max_kerne
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .serve import free_port
+    from .voila_process import free_port
 
     port = args.port or free_port(args.host)
     cmd, env = demo_command(args.host, port, args.data_dir, max_kernels=args.max_kernels,
@@ -73,8 +73,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from . import datasets
-    from .simulate import summary
+    from plasmonwidgets import datasets
+    from plasmonwidgets.simulate import summary
 
     t0 = time.perf_counter()
     si = datasets.nanocube_array(seed=args.seed, size=args.size, scale=args.scale)
@@ -90,19 +90,19 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from . import datasets
-    from .analysis import error_map
-    from .io import load
-    from .models import Im2Spec, Spec2Im
-    from .tiles import make_tiles
-    from .training import train
+    from plasmonwidgets import datasets
+    from plasmonwidgets.analysis import error_map
+    from plasmonwidgets.io import load
+    from plasmonwidgets.models import model_class
+    from plasmonwidgets.tiles import make_tiles
+    from plasmonwidgets.training import train
 
     si = datasets.nanocube_array(seed=0) if args.data == "builtin" else load(args.data)
     pairs = make_tiles(si, window=args.window)
     train_set, test_set = pairs.split(args.split)
     # the toolkit's lean default unless the paper's layer sizes are asked for
     preset = "paper" if args.paper_sizes else "lean"
-    cls = Im2Spec if args.direction == "im2spec" else Spec2Im
+    cls = model_class(args.direction)
     model = cls(window=args.window, n_energy=si.n_energy, latent_dim=args.latent, preset=preset,
                 energy=si.energy)
     history = train(model, train_set, test_set, epochs=args.epochs, seed=args.seed,

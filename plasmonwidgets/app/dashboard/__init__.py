@@ -1,0 +1,173 @@
+"""Dashboard: the paper's workflow as one app (the Voila page ``notebooks/dashboard.ipynb``).
+
+Tabs: **Data** (HAADF viewer, measured and predicted spectrum/tile at the probe,
+summary, loading a user's file) → **NMF** → **Train** (im2spec and spec2im at 2
+and 10 latent dimensions, live progress) → **Errors** (error maps, 2 vs 10 latent,
+error/HAADF correlation) → **Latent** (latent explorer with back-projection) →
+**Inverse design** (which observed structures give a target spectrum).
+
+Opening fast: the built-in dataset is cached on disk by ``datasets``, small
+pre-trained models ship with the package (``plasmonwidgets.pretrained``), and a
+tab's content is built the first time it is selected. Pre-trained models are only
+used when they match the data's energy axis (``pretrained.check_compatible``);
+otherwise the page says so and offers training.
+
+Errors never take the app down: every callback the dashboard owns is wrapped
+(:meth:`Dashboard.guard`) and reports ``Type: message`` in a visible error box;
+warnings raised meanwhile are collected and shown in a notice line. No server path
+reaches the page: a user's file is named as uploaded or by its path relative to the
+data folder, and every message goes through
+:func:`~plasmonwidgets.widgets.loading.redact_paths`.
+``catch_widget_errors=True`` (the Voila page) also routes exceptions raised inside
+other widgets' callbacks, and warnings from any thread, into those boxes instead of
+the page's stderr stream.
+
+Tiles: the window is chosen in the Data tab, in HAADF or SI pixels (a window in SI
+pixels is ``scale`` times as many HAADF pixels), and so is the direction of the
+train/test split (left | right or top / bottom halves; by default across the longer
+scan axis). Pre-trained models are used only with the window they were trained on.
+
+Parts: :class:`Dashboard` is assembled from one class per job, each in its own module:
+``errors`` (error box and notice line), ``state`` (data, tiles, models), ``tabs``
+(built on first view) and ``tabs/<tab>.py`` (one tab each); ``settings`` holds the
+names they share.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as ipw
+
+from plasmonwidgets import pretrained
+
+from .errors import ErrorReporting
+from .settings import SMALL_ENV, SPLIT_AXES, TABS, WINDOW_UNITS, small_settings
+from .state import DashboardState
+from .tabs import DataTab, DesignTab, ErrorsTab, LatentTab, LazyTabs, NMFTab, TrainTab
+
+__all__ = ["SMALL_ENV", "SPLIT_AXES", "TABS", "WINDOW_UNITS", "Dashboard", "small_settings"]
+
+
+class Dashboard(ErrorReporting, DashboardState, LazyTabs, DataTab, NMFTab, TrainTab, ErrorsTab,
+                LatentTab, DesignTab, ipw.VBox):
+    """The whole workflow in one widget.
+
+    Parameters
+    ----------
+    si : SpectrumImage, optional
+        Data to start with; default the built-in nanocube array
+        (``datasets.nanocube_array(**pretrained.DATASET)``, cached on disk).
+    data_dir : folder the file chooser may read; default ``$PLASMONWIDGETS_DATA_DIR``,
+        else the working directory.
+    use_pretrained : load the packaged models when they match the data.
+    epochs : default epochs in the Train tab (default 30, or 3 with ``$PLASMONWIDGETS_SMALL``).
+    lazy : build a tab's content when it is first selected (False builds all now).
+    decode_mode : LatentExplorer decoding, ``"thread"`` (UI) or ``"sync"`` (tests).
+    catch_widget_errors : also show exceptions raised in other widgets' callbacks
+        (comm messages, button handlers) in the error box, and warnings in the notice
+        line. Meant for the Voila page, where the kernel serves this dashboard only.
+    window, window_unit : tile window (default 16 HAADF pixels); unit ``"haadf"`` or
+        ``"si"``.
+    split_axis : halves split: None (across the longer scan axis), 1 (left | right)
+        or 0 (top / bottom).
+
+    Attributes (named parts, for tests and scripting)
+    -------------------------------------------------
+    tabs : Tab; ``tab(name)`` returns a tab's content box (built on demand)
+    error_box : HTML, empty unless something failed
+    notice_box : HTML, warnings raised by the last action (paths removed), else empty
+    tile_window, tile_unit, split_choice, tiles_button : Data tab tile controls
+    models : dict (direction, latent) -> model in use, or missing
+    model_notes : dict (direction, latent) -> where the model came from
+    viewer, spectrum_view, tile_view, probe_link, chooser : Data tab parts
+    nmf_panel, trainers, error_panels, explorers : other tabs' parts
+    children_by_name : the parts above by name, those of unbuilt tabs left out
+
+    Examples
+    --------
+    >>> from plasmonwidgets.app.dashboard import Dashboard
+    >>> d = Dashboard(lazy=True)                     # doctest: +SKIP
+    >>> box = d.select_tab("Latent")                 # doctest: +SKIP
+    >>> d.error_text                                 # doctest: +SKIP
+    ''
+    """
+
+    def __init__(
+        self,
+        si: Any = None,
+        *,
+        data_dir: str | os.PathLike | None = None,
+        use_pretrained: bool = True,
+        epochs: int | None = None,
+        lazy: bool = True,
+        decode_mode: str = "thread",
+        catch_widget_errors: bool = False,
+        window: int = pretrained.WINDOW,
+        window_unit: str = "haadf",
+        split_axis: int | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.add_class("pw-dashboard")
+        self.small = small_settings()
+        self.data_dir = data_dir
+        self.use_pretrained = bool(use_pretrained)
+        self.default_epochs = int(epochs) if epochs is not None else (3 if self.small else 30)
+        self.decode_mode = decode_mode
+        self.lazy = bool(lazy)
+        self._redactions: list[tuple[str, str]] = []
+        self._hooks: list[Callable[[], None]] = []
+        self.window, self.window_unit, self.split_axis = self._check_tiling(
+            window, window_unit, split_axis)
+
+        self.header = ipw.HTML()
+        self.error_box = ipw.HTML(layout={"margin": "4px 0"})
+        self.error_box.add_class("pw-dashboard-error")
+        self.dismiss_button = ipw.Button(
+            description="dismiss", layout={"width": "80px", "display": "none"}
+        )
+        self.dismiss_button.on_click(self.guard(lambda _b: self.clear_error(), "dismiss"))
+        self.notice_box = ipw.HTML(layout={"margin": "2px 0"})
+        self.notice_box.add_class("pw-dashboard-notice")
+        self.tabs = ipw.Tab()
+        self.tabs.add_class("pw-dashboard-tabs")
+        self._boxes = {name: ipw.VBox(layout={"padding": "6px"}) for name in TABS}
+        self.tabs.children = [self._boxes[n] for n in TABS]
+        self.tabs.titles = TABS
+        self.children = [self.header, ipw.HBox([self.error_box, self.dismiss_button]),
+                         self.notice_box, self.tabs]
+
+        self.si: Any = None
+        self.pending_si: Any = None  # (si, source) refused for its window, until re-tiled
+        self.split_used = ""
+        self.pairs: Any = None  # all tiles with a full window
+        self.train_set: Any = None
+        self.test_set: Any = None
+        self.models: dict[tuple[str, int], Any] = {}
+        self.model_notes: dict[tuple[str, int], str] = {}
+        self.chooser: Any = None
+        self._built: set[str] = set()
+        self._reset_parts()
+
+        if catch_widget_errors:
+            self._install_error_hooks()
+        self.tabs.observe(self.guard(self._on_tab, "opening the tab"), "selected_index")
+        with self._reporting("loading the data"):
+            if si is None:
+                from plasmonwidgets import datasets
+
+                si = datasets.nanocube_array(**pretrained.DATASET)
+            self.set_si(si)
+
+    def close(self) -> None:
+        """Stop training/decoding threads, remove error hooks and uploads, close widgets."""
+        self._close_parts()
+        for undo in self._hooks:
+            undo()
+        self._hooks = []
+        if self.chooser is not None:
+            self.chooser.close()
+        super().close()

@@ -1,0 +1,271 @@
+"""Where the dashboard's state lives: the data, its tiles and split, and the models.
+
+``set_si`` replaces the data (re-tiles, re-checks the models, rebuilds the tabs);
+``set_tiling`` changes the tile window or split; ``set_model`` puts a model in use in
+every tab. Pre-trained models are used only when they fit the data's energy axis and
+the tile window (``pretrained.check_compatible``).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plasmonwidgets import pretrained
+from plasmonwidgets.widgets.loading import for_the_user, load_quietly, upload_budget
+
+from .settings import AXIS_NAMES, KEYS, SPLIT_AXES, TABS, WINDOW_UNITS, model_label
+
+__all__ = ["DashboardState"]
+
+
+class DashboardState:
+    """Data, tiles and models of the dashboard (a part of :class:`Dashboard`).
+
+    State: ``si``, ``pending_si``, ``pairs``, ``train_set``, ``test_set``, ``split_used``,
+    ``source``, ``window``, ``window_unit``, ``split_axis``, ``models``, ``model_notes``;
+    the tabs' parts (``viewer``, ``trainers``, ``explorers`` ...) are reset with the data.
+    """
+
+    def set_si(self, si: Any, source: str | None = None) -> None:
+        """Show ``si`` everywhere: tabs are rebuilt, models re-checked against its energy axis."""
+        from plasmonwidgets.tiles import make_tiles
+
+        for attr in ("spectra", "haadf", "energy", "scan_shape"):
+            if not hasattr(si, attr):
+                raise TypeError(f"expected a SpectrumImage (with .{attr}), got {type(si).__name__}")
+        window = self.tile_pixels(si)
+        h, w = si.scan_shape
+        H, W = si.haadf.shape
+        if window > min(H, W):
+            # kept, so that choosing a smaller window (set_tiling) shows this data
+            self.pending_si = (si, source)
+            smaller = min(H, W) if self.window_unit == "haadf" else min(H, W) // si.scale
+            raise ValueError(
+                f"the scan ({h}x{w} SI pixels, HAADF {H}x{W}) is too small for {window}x{window} "
+                f"HAADF-pixel tiles; choose a window of at most {smaller} "
+                f"{'HAADF' if self.window_unit == 'haadf' else 'SI'} pixels in the Data tab"
+            )
+        pairs = make_tiles(si, window=self.window, window_unit=self.window_unit)
+        self.pending_si = None
+        try:  # split_axis None: across the longer scan axis
+            train_set, test_set = pairs.split(pretrained.SPLIT, axis=self.split_axis)
+        except ValueError:
+            train_set, test_set = pairs.split("random", test_fraction=0.3, seed=0)
+        self._close_parts()
+        self.si, self.pairs, self.train_set, self.test_set = si, pairs, train_set, test_set
+        axis = train_set.split_info.get("axis")
+        self.split_used = AXIS_NAMES.get(axis, "random (the scan is too small for halves)")
+        self.source = source or str(si.metadata.get("title") or "built-in nanocube array")
+        self.models, self.model_notes = {}, {}
+        if self.use_pretrained:
+            self._load_pretrained()
+        self._built.clear()
+        for box in self._boxes.values():
+            box.children = ()
+        self._update_header()
+        self.clear_error()
+        if self.lazy:
+            self._build(TABS[self.tabs.selected_index or 0])
+        else:
+            for name in TABS:
+                self._build(name)
+
+    def load_file(self, si_path: str | os.PathLike, haadf_path: str | os.PathLike | None = None,
+                  *, remove_zlp: bool = False, crop: tuple[float, float] | None = None,
+                  memory_budget: int | None = None) -> Any:
+        """Load a file with ``pw.load`` (optionally remove the ZLP tail and crop) and show it.
+
+        Files are named as the user knows them (:meth:`display_name`); warnings raised
+        while loading appear in :attr:`notice_box` with server paths removed. Uploaded
+        files are loaded with the lower upload memory budget unless ``memory_budget``
+        (bytes) is given.
+        """
+        name = self.display_name(si_path)
+        haadf_name = self.display_name(haadf_path) if haadf_path is not None else None
+        for path, shown in ((si_path, name), (haadf_path, haadf_name)):
+            if path is not None and (str(path), shown) not in self._redactions:
+                self._redactions.append((str(path), shown))
+        uploaded = self.chooser is not None and any(
+            self.chooser.is_upload(p) for p in (si_path, haadf_path) if p is not None)
+        if memory_budget is None and uploaded:
+            memory_budget = upload_budget()
+        self.clear_warnings()
+        si, notes = load_quietly(si_path, haadf_path, display_name=name,
+                                 haadf_display_name=haadf_name, memory_budget=memory_budget)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if remove_zlp:
+                si = si.remove_zlp()
+            if crop is not None:
+                si = si.crop(*crop)
+            self.set_si(si, source=name)
+        notes += for_the_user(caught)
+        self.show_warnings(notes, f"loading {name}")
+        return si
+
+    def display_name(self, path: str | os.PathLike) -> str:
+        """How a file is named on the page: as uploaded, or relative to the data folder."""
+        if self.chooser is not None:
+            return self.chooser.display_name(path)
+        path = Path(path)
+        if self.data_dir is not None:
+            try:
+                return path.resolve().relative_to(Path(self.data_dir).resolve()).as_posix()
+            except ValueError:
+                pass
+        return path.name
+
+    @staticmethod
+    def _check_tiling(window: Any, unit: Any, split_axis: Any) -> tuple[int, str, int | None]:
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+            raise ValueError(f"the tile window must be a positive whole number of pixels, got {window!r}")
+        if unit not in WINDOW_UNITS:
+            raise ValueError(f"window_unit must be one of {WINDOW_UNITS}, got {unit!r}")
+        if split_axis not in SPLIT_AXES:
+            raise ValueError(f"split_axis must be None (longer axis), 1 (left | right) or 0 "
+                             f"(top / bottom), got {split_axis!r}")
+        return int(window), str(unit), split_axis
+
+    def tile_pixels(self, si: Any = None) -> int:
+        """The tile window in HAADF pixels for ``si`` (default the current data)."""
+        si = self.si if si is None else si
+        return self.window * (int(si.scale) if self.window_unit == "si" else 1)
+
+    def set_tiling(self, *, window: int, window_unit: str = "haadf",
+                   split_axis: int | None = None) -> None:
+        """Choose the tile window (in HAADF or SI pixels) and the split, and re-tile the data.
+
+        Models trained on another window no longer fit: the pre-trained ones are used
+        only with their own window, models trained here are dropped.
+        """
+        old = (self.window, self.window_unit, self.split_axis)
+        self.window, self.window_unit, self.split_axis = self._check_tiling(
+            window, window_unit, split_axis)
+        # data whose loading stopped at a window too large for it, else the data shown
+        si, source = self.pending_si or (self.si, self.source)
+        try:
+            self.set_si(si, source=source)
+        except Exception:
+            self.window, self.window_unit, self.split_axis = old
+            raise
+
+    def _incompatible(self, model: Any) -> str | None:
+        """Why ``model`` cannot be used on the current tiles (energy axis, window), or None."""
+        reason = pretrained.check_compatible(model, self.si)
+        if reason is None and int(getattr(model, "window", self.pairs.window)) != self.pairs.window:
+            n = int(model.window)
+            reason = (f"the {model.direction} model ({model.latent_dim} latent) uses {n}x{n} "
+                      f"HAADF-pixel tiles, these tiles are {self.pairs.window}x{self.pairs.window}; "
+                      "train new models in the Train tab")
+        return reason
+
+    def _load_pretrained(self) -> None:
+        missing, refused = [], []
+        for key in KEYS:
+            try:
+                model = pretrained.load_default(*key)
+            except FileNotFoundError:
+                missing.append(model_label(key))
+                continue
+            reason = self._incompatible(model)
+            if reason is not None:
+                refused.append(reason)
+                continue
+            self.models[key] = model
+            nmse = model.pretrained_info.get("test_nmse_median")
+            self.model_notes[key] = "pre-trained" + (
+                f", median test NMSE {nmse:.1f} %" if nmse is not None else ""
+            )
+        self._pretrained_problem = (
+            refused[0] if refused else (f"no packaged models ({', '.join(missing)})" if missing else "")
+        )
+
+    def set_model(self, key: tuple[str, int], model: Any, note: str = "trained here") -> None:
+        """Use ``model`` for (direction, latent) everywhere (probe predictions, errors, latent)."""
+        reason = self._incompatible(model)
+        if reason is not None:
+            raise ValueError(reason)
+        self.models[key] = model
+        self.model_notes[key] = note
+        if self.probe_link is not None:
+            self.probe_link.models = self._probe_models()
+            self.probe_link.update()
+        explorer = self.explorers.get(key)
+        if explorer is not None:
+            explorer.set_model(model)
+        self._index_cache.pop(key, None)
+        direction = key[0]
+        panel = self.error_panels.pop(direction, None)
+        if panel is not None:
+            panel.close()
+        for name in ("Errors", "Latent", "Inverse design"):
+            if name in self._built and name != TABS[self.tabs.selected_index or 0]:
+                self._built.discard(name)  # rebuilt with the new model when next opened
+        self._update_header()
+        current = TABS[self.tabs.selected_index or 0]
+        if current in ("Errors", "Latent", "Inverse design"):
+            self._rebuild(current)
+
+    def _update_header(self) -> None:
+        n = len(self.models)
+        problem = getattr(self, "_pretrained_problem", "")
+        models = (f"{n} of 4 models ready" if n else "no models yet — train them in the Train tab")
+        warn = (f" <span style='color:var(--jp-warn-color1,#8a6d3b)'>({html.escape(problem)})</span>"
+                if problem and n < 4 else "")
+        si = self.si
+        self.header.value = (
+            "<div class='pw-dashboard-header'><b style='font-size:120%'>plasmonwidgets</b> — "
+            "HAADF structure ↔ EELS plasmon response "
+            "<span style='color:var(--jp-ui-font-color2,#555)'>"
+            f"| {html.escape(self.source)}: {si.scan_shape[0]}×"
+            f"{si.scan_shape[1]} scan, {si.n_energy} channels | {models}</span>{warn}</div>"
+        )
+        if getattr(self, "summary", None) is not None and "Data" in self._built:
+            self.summary.value = self._summary_html()
+
+    def _reset_parts(self) -> None:
+        self.viewer: Any = None
+        self.spectrum_view: Any = None
+        self.tile_view: Any = None
+        self.probe_link: Any = None
+        self.summary: Any = None
+        self.nmf_panel: Any = None
+        self.trainers: dict[tuple[str, int], Any] = {}
+        self.error_panels: dict[str, Any] = {}
+        self.explorers: dict[tuple[str, int], Any] = {}
+        self._index_cache: dict[tuple[str, int], Any] = {}
+        self._links: list[Any] = []
+        self.last_design: Any = None
+        self._pretrained_problem = ""
+
+    def _close_parts(self) -> None:
+        """Stop background work and release the widgets of the previous data."""
+        for progress in self.trainers.values():
+            progress.close()
+        for explorer in self.explorers.values():
+            explorer.close()
+        for panel in self.error_panels.values():
+            panel.close()
+        if self.probe_link is not None:
+            self.probe_link.unlink()
+        for lk in self._links:
+            lk.unlink()
+        for widget in (self.viewer, self.spectrum_view, self.tile_view, self.nmf_panel):
+            if widget is not None:
+                widget.close()
+        self._reset_parts()
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until training runs and latent decodes have finished (tests, scripts)."""
+        ok = True
+        for progress in self.trainers.values():
+            ok &= progress.wait(timeout)
+        for explorer in self.explorers.values():
+            ok &= explorer.wait(timeout)
+        return bool(ok)

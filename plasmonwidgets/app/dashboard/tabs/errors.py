@@ -1,0 +1,48 @@
+"""Errors tab: per-pixel error maps on the test half, 2 vs 10 latent (Figs. 3, 5, S1b)."""
+
+from __future__ import annotations
+
+import ipywidgets as ipw
+
+from plasmonwidgets import pretrained
+
+from ..ui import intro
+
+__all__ = ["ErrorsTab"]
+
+
+class ErrorsTab:
+    """The Errors tab (a part of :class:`Dashboard`)."""
+
+    def _build_errors(self) -> list[ipw.Widget]:
+        self.error_direction = ipw.ToggleButtons(options=list(pretrained.DIRECTIONS),
+                                                 description="model")
+        self.error_holder = ipw.VBox()
+        self.error_direction.observe(
+            self.guard(lambda _c: self._show_error_panel(), "computing error maps"), "value"
+        )
+        self._show_error_panel()
+        return [
+            intro(
+                "Per-pixel prediction error (normalised MSE, %) on the <b>test half</b> of the "
+                "scan for 2 and 10 latent dimensions, and its correlation with the HAADF "
+                "(the paper's Figs. 3, 5 and S1b). Click a map to move the probe."
+            ),
+            self.error_direction,
+            self.error_holder,
+        ]
+
+    def _show_error_panel(self) -> None:
+        from plasmonwidgets.widgets.error_map_panel import ErrorMapPanel
+
+        direction = self.error_direction.value
+        models = {f"{k} latent": m for (d, k), m in sorted(self.models.items()) if d == direction}
+        if not models:
+            self.error_holder.children = (self._missing_models_note(direction),)
+            return
+        panel = self.error_panels.get(direction)
+        if panel is None:
+            panel = ErrorMapPanel(models, self.test_set, viewer=self.viewer, si=self.si,
+                                  map_size=260)
+            self.error_panels[direction] = panel
+        self.error_holder.children = (panel,)

@@ -1,0 +1,106 @@
+"""Train tab: train im2spec or spec2im (2 or 10 latent) with live progress.
+
+Each (direction, latent) has its own :class:`~plasmonwidgets.widgets.TrainingProgress`;
+Start trains a freshly built model in the Trainer's thread, and when a run ends the
+new model replaces the one in use in every tab (:meth:`DashboardState.set_model`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as ipw
+
+from plasmonwidgets import pretrained
+from plasmonwidgets.widgets._message import message_html
+
+from ..settings import model_label
+from ..ui import intro
+
+__all__ = ["TrainTab"]
+
+
+class TrainTab:
+    """The Train tab (a part of :class:`Dashboard`)."""
+
+    def _build_train(self) -> list[ipw.Widget]:
+        self.train_direction = ipw.ToggleButtons(options=list(pretrained.DIRECTIONS),
+                                                 description="model")
+        self.train_latent = ipw.ToggleButtons(
+            options=[(str(k), k) for k in pretrained.LATENT_DIMS], description="latent dims",
+            style={"button_width": "60px"},
+        )
+        self.epochs = ipw.BoundedIntText(value=self.default_epochs, min=1, max=1000,
+                                         description="epochs", layout={"width": "160px"})
+        self.train_box = ipw.VBox()
+        self.train_note = ipw.HTML()
+        for control in (self.train_direction, self.train_latent):
+            control.observe(self.guard(lambda _c: self._show_trainer(), "choosing a model"), "value")
+        self.epochs.observe(self.guard(self._on_epochs, "setting epochs"), "value")
+        self._show_trainer()
+        return [
+            intro(
+                f"Train a fresh network on the {len(self.train_set)} training tiles (one half "
+                f"of the scan) and monitor the loss on the {len(self.test_set)} test tiles of the "
+                "other half. When a run finishes (or is stopped) the new model replaces the "
+                "current one in every tab."
+            ),
+            ipw.HBox([self.train_direction, self.train_latent, self.epochs]),
+            self.train_note,
+            self.train_box,
+        ]
+
+    def _train_key(self) -> tuple[str, int]:
+        return (self.train_direction.value, int(self.train_latent.value))
+
+    def _trainer_factory(self, key: tuple[str, int]) -> Callable[[], Any]:
+        """Builds a trainer of a freshly initialised model: every Start trains anew (Resume
+        continues the same run); the model in use is replaced only when the run ends."""
+        from plasmonwidgets.training import Trainer
+
+        def factory() -> Any:
+            return Trainer(self._new_model(key), self.train_set, self.test_set,
+                           epochs=int(self.epochs.value), batch_size=64, seed=0)
+
+        return factory
+
+    def _new_model(self, key: tuple[str, int]) -> Any:
+        from plasmonwidgets.models import model_class
+
+        kwargs = pretrained.architecture(key[0], key[1], self.si.n_energy, window=self.pairs.window)
+        return model_class(key[0])(**kwargs, energy=self.si.energy, device="cpu")
+
+    def _show_trainer(self) -> None:
+        from plasmonwidgets.widgets.training_progress import TrainingProgress
+
+        key = self._train_key()
+        progress = self.trainers.get(key)
+        if progress is None:
+            factory = self._trainer_factory(key)
+            progress = TrainingProgress(trainer_factory=factory)  # shows factory errors itself
+            progress.add_class("pw-training-progress")
+
+            def finished(trained: Any, key: tuple[str, int] = key, progress=progress) -> None:
+                epochs = len(progress.trainer.history.train_loss)
+                if epochs == 0:  # stopped inside the first epoch: nothing learned yet
+                    self.train_note.value = message_html(
+                        f"Stopped before the first epoch ended; {model_label(key)} keeps its "
+                        "current model.", "info")
+                    return
+                self.set_model(key, trained, note=f"trained here ({epochs} epochs)")
+
+            progress.on_finished(self.guard(finished, "using the trained model"))
+            self.trainers[key] = progress
+        note = self.model_notes.get(key)
+        self.train_note.value = message_html(
+            f"{model_label(key)} in use: {note}." if note else f"No {model_label(key)} model yet.", "info"
+        )
+        self.train_box.children = (progress,)
+
+    def _on_epochs(self, change: dict) -> None:
+        for progress in self.trainers.values():
+            trainer = progress.trainer
+            if (trainer is None or trainer.state == "idle") and progress.trainer_factory is not None:
+                progress.trainer = progress.trainer_factory()
+                progress.refresh()

@@ -1,0 +1,153 @@
+"""Run Voila for the dashboard: ``python -m plasmonwidgets.app.serve NOTEBOOK ...``.
+
+Three things are added to a plain ``voila`` (all other arguments are Voila's own):
+
+- **TCP_NODELAY on every connection.** Widget updates are small websocket frames that
+  often follow another small frame (the kernel's "busy" status). With Nagle's algorithm
+  on, such a frame waits for the peer's delayed ACK (~40 ms on Linux) before it is sent,
+  which puts a floor under the latency of every slider move. Jupyter Server does not
+  switch Nagle off for kernel websockets, so accepted streams get ``set_nodelay(True)``.
+- **No orphaned kernels** (:class:`DashboardKernelManager`). Voila starts one kernel per
+  page view. A kernel whose page is gone (tab closed, browser crashed, network lost) is
+  shut down once no page has been connected to it for ``orphan_timeout`` seconds, *busy
+  or not*: Jupyter's idle culling alone never culls a kernel whose training thread keeps
+  sending progress messages. A page that is open is never culled. Pages also get the
+  ``_xsrf`` cookie that Voila's shutdown beacon (sent when a tab closes) needs, so a
+  normally closed tab frees its kernel at once.
+- **A cap on live kernels** (``DashboardKernelManager.max_kernels``). At the cap, a new
+  page view gets a short "busy, try again" page (HTTP 503) instead of a kernel.
+
+:class:`~plasmonwidgets.app.voila_process.VoilaProcess` runs such a server as a child
+process (end-to-end tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+import time
+from typing import Any
+
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from tornado.httpserver import HTTPServer
+from tornado.web import Finish
+from traitlets import Float, Integer
+
+_handle_stream = HTTPServer.handle_stream
+
+
+def _handle_stream_nodelay(self, stream, address):
+    stream.set_nodelay(True)
+    return _handle_stream(self, stream, address)
+
+
+class KernelCapReached(RuntimeError):
+    """A page view would start a kernel beyond ``DashboardKernelManager.max_kernels``."""
+
+
+class DashboardKernelManager(AsyncMappingKernelManager):
+    """Voila's kernel manager with a cap on live kernels and shutdown of orphaned ones.
+
+    Configure with ``--DashboardKernelManager.max_kernels=N`` (0: no cap) and
+    ``--DashboardKernelManager.orphan_timeout=S`` (seconds; 0: off). Orphans are looked
+    for by Jupyter's culling loop, so ``--MappingKernelManager.cull_idle_timeout`` must be
+    > 0 and ``cull_interval`` sets how often (``plasmonwidgets demo`` sets both).
+    """
+
+    max_kernels = Integer(0, min=0, config=True, help="Most kernels alive at once; 0: no cap.")
+    orphan_timeout = Float(0.0, min=0.0, config=True, help=(
+        "Shut down a kernel when no page has been connected to it for this many seconds, "
+        "even while it computes (a closed tab's training); 0: off."))
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._starting = 0  # kernels being started: counted against the cap
+        self._unconnected_since: dict[str, float] = {}
+
+    @property
+    def at_capacity(self) -> bool:
+        """True when starting one more kernel would exceed :attr:`max_kernels`."""
+        live = len(self.list_kernel_ids()) + self._starting
+        return bool(self.max_kernels) and live >= self.max_kernels
+
+    async def start_kernel(self, *args: Any, **kwargs: Any) -> str:
+        # the hard bound; prelaunch() answers page views at the cap more politely first
+        if self.at_capacity:
+            raise KernelCapReached(f"{self.max_kernels} dashboard kernels are running, the most "
+                                   "this server allows")
+        self._starting += 1  # check and count happen without an await between them
+        try:
+            kernel_id = await super().start_kernel(*args, **kwargs)
+        finally:
+            self._starting -= 1
+        if not self._kernel_connections.get(kernel_id, 0):  # its page has not connected yet
+            self._unconnected_since.setdefault(kernel_id, time.monotonic())
+        return kernel_id
+
+    def notify_connect(self, kernel_id: str) -> None:
+        super().notify_connect(kernel_id)
+        self._unconnected_since.pop(kernel_id, None)
+
+    def notify_disconnect(self, kernel_id: str) -> None:
+        super().notify_disconnect(kernel_id)
+        if kernel_id in self and not self._kernel_connections.get(kernel_id, 0):
+            self._unconnected_since[kernel_id] = time.monotonic()
+
+    async def cull_kernel_if_idle(self, kernel_id: str) -> None:
+        since = self._unconnected_since.get(kernel_id)
+        if self.orphan_timeout > 0 and since is not None and kernel_id in self:
+            alone = time.monotonic() - since
+            if alone > self.orphan_timeout:
+                self.log.warning("Shutting down kernel %s: no page connected for %d s (its tab "
+                                 "was closed); work it was doing stops", kernel_id, alone)
+                self._unconnected_since.pop(kernel_id, None)
+                await self.shutdown_kernel(kernel_id)
+                return
+        await super().cull_kernel_if_idle(kernel_id)
+
+    def remove_kernel(self, kernel_id: str) -> Any:
+        self._unconnected_since.pop(kernel_id, None)
+        return super().remove_kernel(kernel_id)
+
+
+def capacity_page(max_kernels: int) -> str:
+    """The HTML shown instead of the dashboard when ``max_kernels`` kernels are running."""
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Dashboard busy</title></head>"
+        "<body style='font-family:sans-serif;max-width:40em;margin:3em auto'>"
+        "<h1>The dashboard is busy</h1>"
+        f"<p id='pw-capacity'>{html.escape(str(max_kernels))} dashboard sessions are open, the "
+        "most this server allows. Close a dashboard tab you no longer use, or try again in a "
+        "minute: sessions of closed tabs end on their own.</p></body></html>"
+    )
+
+
+def prelaunch(handler: Any, notebook: Any = None, cwd: Any = None) -> None:
+    """Voila's prelaunch hook: the busy page at the kernel cap; the ``_xsrf`` cookie.
+
+    Voila's page sends a shutdown beacon when its tab closes; the server refuses it
+    without the ``_xsrf`` cookie, which plain Voila never sets. Reading
+    ``handler.xsrf_token`` sets it on this response.
+    """
+    manager = handler.kernel_manager
+    if getattr(manager, "at_capacity", False):
+        handler.set_status(503)
+        handler.set_header("Retry-After", "60")
+        handler.set_header("Content-Type", "text/html; charset=utf-8")
+        raise Finish(capacity_page(manager.max_kernels))
+    handler.xsrf_token  # noqa: B018 - sets the cookie as a side effect
+
+
+def main() -> None:
+    from traitlets.config import Config
+    from voila.app import Voila
+
+    HTTPServer.handle_stream = _handle_stream_nodelay
+    config = Config()
+    config.VoilaConfiguration.multi_kernel_manager_class = DashboardKernelManager
+    config.VoilaConfiguration.prelaunch_hook = prelaunch
+    sys.exit(Voila.launch_instance(config=config))
+
+
+if __name__ == "__main__":
+    main()
