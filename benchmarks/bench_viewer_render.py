@@ -64,7 +64,7 @@ from pathlib import Path
 
 import numpy as np
 
-from plasmonwidgets.serve import CHROMIUM, CHROMIUM_ARGS, VoilaProcess, free_port
+from plasmonwidgets.app.voila_process import CHROMIUM, CHROMIUM_ARGS, VoilaProcess, free_port
 
 TARGET_SIZE = 1024
 TARGET_P95_RENDER_MS = 200.0

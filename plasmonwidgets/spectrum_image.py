@@ -11,7 +11,6 @@ already holds.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from pathlib import Path
 from typing import Any
@@ -227,12 +226,11 @@ class SpectrumImage:
     def reading(self):
         """Context for computing this SI's lazy data: read errors (OSError, HDF5, zarr) become
         ``DataFileError`` naming the file as the user knows it (``metadata["source"]``)."""
-        from . import io
+        from .io.names import lazy_read_errors  # io imports this module: import on use
 
         source = self.metadata.get("source") or {}
         name = source.get("name") or source.get("file") or self.metadata.get("title") or "lazy SI"
-        wrap = getattr(io, "lazy_read_errors", None)  # absent in older io modules
-        return wrap(str(name)) if wrap is not None else contextlib.nullcontext()
+        return lazy_read_errors(str(name))
 
     def replace(self, **changes: Any) -> SpectrumImage:
         """A new SpectrumImage with some constructor arguments changed."""

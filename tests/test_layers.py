@@ -15,8 +15,6 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "plasmonwidgets"
 WIDGET_LIBRARIES = {"ipywidgets", "bqplot", "anywidget"}
-# a re-export of the app's Voila harness at its old import path, for benchmarks/
-OLD_PATHS = {"plasmonwidgets.serve"}
 
 
 def _module_name(path: Path) -> str:
@@ -59,7 +57,7 @@ def _hits(imports: set[str], prefixes: set[str]) -> list[str]:
     return sorted(i for i in imports if any(i == p or i.startswith(p + ".") for p in prefixes))
 
 
-CORE = [p for p in _modules(outside=("widgets", "app")) if _module_name(p) not in OLD_PATHS]
+CORE = _modules(outside=("widgets", "app"))
 
 
 def test_the_layers_are_where_the_rule_expects_them():
