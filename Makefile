@@ -34,3 +34,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_widget_latency.py
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) benchmarks/bench_viewer_render.py
 	$(PY) benchmarks/bench_training.py --out benchmarks/results/training.json
+	$(PY) benchmarks/bench_protocol.py

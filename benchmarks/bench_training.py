@@ -22,7 +22,8 @@ side in this process:
 Time to target: after every epoch the weights the trainer publishes into the user model
 are evaluated on the test set; that measurement is outside the clock (the clock is the
 sum of the trainer's own epoch times). Baselines on
-the same split: mean target, PCA + ridge, k-nearest neighbours (scikit-learn).
+the same split: those of ``plasmonwidgets.analysis.baselines`` (mean target, intensity x
+mean spectrum, PCA + ridge, kNN, rotation-averaged kNN), fitted on the training half.
 Also measured in the same run: FLOPs per training sample (3x the forward FLOPs counted
 by ``torch.utils.flop_counter``) and the fp32 / bf16 matmul peak (2048x2048).
 
@@ -45,6 +46,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import plasmonwidgets as pw
 from plasmonwidgets import pretrained
+from plasmonwidgets.analysis import evaluate
+from plasmonwidgets.analysis.baselines import RotationOracle, default_baselines
 from plasmonwidgets.metrics import nmse_percent
 from plasmonwidgets.training import Trainer
 
@@ -64,56 +67,30 @@ def summary(values: np.ndarray) -> dict:
     return {"mean": float(np.mean(values)), "median": float(np.median(values))}
 
 
-def arrays(pairs, direction: str) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs, targets) of a TilePairs for a direction, flattened tiles for sklearn."""
-    images = pairs.images.reshape(len(pairs), -1)
-    return (images, pairs.spectra) if direction == "im2spec" else (pairs.spectra, images)
-
-
 def baselines(train, test) -> dict:
-    """Mean target, PCA(k) + ridge and kNN on standardised inputs; NMSE summaries."""
-    from sklearn.decomposition import PCA
-    from sklearn.linear_model import Ridge
-    from sklearn.neighbors import KNeighborsRegressor
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    out = {}
-    for direction in ("im2spec", "spec2im"):
-        x_tr, y_tr = arrays(train, direction)
-        x_te, y_te = arrays(test, direction)
-        res = {"mean target": summary(per_sample_nmse(
-            np.broadcast_to(y_tr.mean(0), y_te.shape), y_te))}
-        for k in (2, 10):
-            m = make_pipeline(StandardScaler(), PCA(k, random_state=0), Ridge(alpha=1.0))
-            res[f"PCA({k}) + ridge"] = summary(per_sample_nmse(
-                m.fit(x_tr, y_tr).predict(x_te), y_te))
-        m = make_pipeline(StandardScaler(), PCA(20, random_state=0),
-                          KNeighborsRegressor(20, weights="distance"))
-        res["kNN (k=20, PCA 20)"] = summary(per_sample_nmse(m.fit(x_tr, y_tr).predict(x_te), y_te))
-        out[direction] = res
-    return out
+    """Every (non-oracle) baseline of ``plasmonwidgets.analysis.baselines``, fitted on the
+    training half; NMSE summaries on the test half from ``analysis.evaluate``."""
+    return {direction: {b.name: summary(evaluate(b.fit(train), test).per_sample)
+                        for b in default_baselines(direction, oracles=False)}
+            for direction in ("im2spec", "spec2im")}
 
 
-def symmetry_bound(test, region_names) -> dict:
+def symmetry_bound(train, test) -> dict:
     """NMSE (%) of each test tile's own average over the 4 rotations about the probe pixel.
 
     The spectrum cannot distinguish a configuration from its rotations about the probe, and
     the jittered square lattice is statistically invariant under them, so the best
     squared-error spec2im prediction is rotation-symmetric; any symmetric prediction P of a
     tile T has ||P - T||^2 >= ||S(T) - T||^2 (S, the rotation average, is an orthogonal
-    projection). This oracle knows T exactly and still cannot go below this NMSE.
+    projection). This oracle (``baselines.RotationOracle``) knows T exactly and still cannot
+    go below this NMSE.
     """
-    tiles = np.array(test.images, dtype=np.float64)
-    lo = 2 * (tiles.shape[-1] // 2) - (tiles.shape[-1] - 1)  # block centred on the probe
-    block = tiles[:, lo:, lo:]
-    sym = tiles.copy()
-    sym[:, lo:, lo:] = np.mean([np.rot90(block, k, (1, 2)) for k in range(4)], axis=0)
-    v = per_sample_nmse(sym, tiles)
-    out = summary(v)
-    if test.regions is not None and region_names:
-        out["by_region"] = {name: float(v[test.regions == i].mean())
-                            for i, name in enumerate(region_names) if np.any(test.regions == i)}
+    table = evaluate(RotationOracle("spec2im").fit(train), test)
+    out = summary(table.per_sample)
+    by_region = {k.removeprefix("region: "): v.mean for k, v in table.rows.items()
+                 if k.startswith("region: ")}
+    if by_region:
+        out["by_region"] = by_region
     return out
 
 
@@ -223,12 +200,13 @@ def markdown(result: dict) -> str:
             f"{r['samples_per_s']:.0f} | {r['achieved_gflops']:.0f} "
             f"({100 * r['achieved_gflops'] / peak:.0f} %) |")
     base = result["baselines"]
-    names = list(next(iter(base.values())))
+    names = list(dict.fromkeys(n for res in base.values() for n in res))
     lines += ["", "| | " + " | ".join(names) + " | symmetry bound |",
               "|---|" + "---|" * (len(names) + 1)]
     bound = result["spec2im_symmetry_bound"]
     for direction, res in base.items():
-        cells = [f"{res[n]['mean']:.3g} / {res[n]['median']:.3g}" for n in names]
+        cells = [f"{res[n]['mean']:.3g} / {res[n]['median']:.3g}" if n in res else "–"
+                 for n in names]
         extra = (f"{bound['mean']:.3g} / {bound['median']:.3g}" if direction == "spec2im"
                  else "–")
         lines.append(f"| {direction} | " + " | ".join(cells) + f" | {extra} |")
@@ -257,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {len(train)} train / {len(test)} test tiles; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads", flush=True)
     base = baselines(train, test)
-    bound = symmetry_bound(test, si.metadata.get("region_names"))
+    bound = symmetry_bound(train, test)
     print(f"spec2im symmetry bound (rotation-averaged true tiles): mean {bound['mean']:.1f} %, "
           f"median {bound['median']:.1f} %", flush=True)
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}

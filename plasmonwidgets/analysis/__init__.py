@@ -6,16 +6,20 @@
 - decomposition: :func:`nmf`
 - beyond the paper: :func:`predict_spectrum_image`, :func:`inverse_design`,
   :func:`latent_sweep`
+- evaluation: :func:`evaluate` (the metric table every accuracy number comes from),
+  :mod:`~plasmonwidgets.analysis.baselines` (predictors a network has to beat)
 
 Everything takes and returns numpy arrays in physical units; nothing here
 imports a widget library.
 """
 
+from . import baselines
 from .backprojection import BackProjection, LatentIndex, back_project, neighbourhood_preservation
 from .clustering import Clusters, cluster_latent
 from .decomposition import NMFResult, nmf
 from .design import InverseDesign, inverse_design
 from .errors import error_haadf_correlation, error_map, scan_map, tile_errors
+from .evaluation import EvaluationTable, evaluate
 from .latent import LatentGrid, embed, latent_grid
 from .prediction import predict_spectrum_image
 from .sweep import latent_sweep
@@ -23,15 +27,18 @@ from .sweep import latent_sweep
 __all__ = [
     "BackProjection",
     "Clusters",
+    "EvaluationTable",
     "InverseDesign",
     "LatentGrid",
     "LatentIndex",
     "NMFResult",
     "back_project",
+    "baselines",
     "cluster_latent",
     "embed",
     "error_haadf_correlation",
     "error_map",
+    "evaluate",
     "inverse_design",
     "latent_grid",
     "latent_sweep",
