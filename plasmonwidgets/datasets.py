@@ -63,7 +63,7 @@ def nanocube_array(
 
     Coupled-dipole EELS of Drude nanocubes driven by a 60 keV beam, plus a weak bulk
     loss on the particles, 40 meV resolution and shot noise; the HAADF is rendered
-    from the projected thickness (see PHYSICS.md and :mod:`plasmonwidgets.simulate`).
+    from the projected thickness (see docs/physics.md and :mod:`plasmonwidgets.simulate`).
     The scene holds a jittered cube lattice with vacancies, a hole in the array in
     every quadrant and a tear in the support film (edge and vacuum) crossing every
     quadrant, so spatial train/test splits see every kind of region.

@@ -59,7 +59,7 @@ def test_single_particle_matches_analytic_formula():
     got = solver.loss(beams, ENERGY)
     want = single_particle_loss(BEAM, MODES, SIDE**3, impact, ENERGY, r0=R0)
     np.testing.assert_allclose(got, want, rtol=1e-5)
-    # outside the particle the regularisation is negligible: the bare PHYSICS.md formula
+    # outside the particle the regularisation is negligible: the bare docs/physics.md formula
     far = impact >= 4 * R0
     bare = single_particle_loss(BEAM, MODES, SIDE**3, impact[far], ENERGY)
     np.testing.assert_allclose(got[far], bare, rtol=0.01)

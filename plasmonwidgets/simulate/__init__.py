@@ -1,7 +1,7 @@
 """Physics simulator of STEM-EELS spectrum images of doped-In₂O₃ nanocube arrays.
 
 A quasi-static coupled-dipole model driven by the fast-electron field (see
-PHYSICS.md): :func:`simulate_scene` returns every intermediate (clean spectra, ZLP
+docs/physics.md): :func:`simulate_scene` returns every intermediate (clean spectra, ZLP
 tail, HAADF, ground-truth particles and region labels);
 :func:`plasmonwidgets.datasets.nanocube_array` wraps it with caching.
 """

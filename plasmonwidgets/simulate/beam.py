@@ -1,6 +1,6 @@
 """The fast electron: kinematics, its evanescent field at a particle, loss prefactors.
 
-Units: lengths nm, energies eV, fields in the reduced form of PHYSICS.md (the
+Units: lengths nm, energies eV, fields in the reduced form of docs/physics.md (the
 field factor ``f`` multiplying ``2 e q / (v γ)``-type constants that are folded
 into :meth:`Beam.dipole_prefactor`).
 """
@@ -24,7 +24,7 @@ def regularised_distance(r: np.ndarray, r0: np.ndarray | float) -> np.ndarray:
 
     Removes the divergence of K0/K1 for trajectories through or grazing a particle
     of radius ~r0 while leaving distant trajectories untouched: the relative
-    change is (r0/R)^4 / 4, i.e. 0.1 % at R = 4 r0. (PHYSICS.md suggests the
+    change is (r0/R)^4 / 4, i.e. 0.1 % at R = 4 r0. (docs/physics.md suggests the
     quadratic form sqrt(R^2 + r0^2), which still shifts K1^2 by ~6 % at R = 4 r0.)
     """
     r = np.asarray(r, dtype=np.float64)

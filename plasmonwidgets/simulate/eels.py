@@ -129,7 +129,7 @@ def single_particle_loss(
     energy: np.ndarray,
     r0: float | None = None,
 ) -> np.ndarray:
-    """Analytic loss of one isolated particle (PHYSICS.md), shape (len(impact), len(energy)).
+    """Analytic loss of one isolated particle (docs/physics.md), shape (len(impact), len(energy)).
 
     Γ = prefactor(E) · [K1²(q b/γ) + K0²(q b/γ)/γ²] · Im α(E). With ``r0`` the
     simulator's regularisation is applied (b → b_eff = (b⁴ + r0⁴)^¼ inside the
