@@ -2,12 +2,15 @@
 
 The loss at every beam position is assembled from two parts that overlap nowhere:
 
-* **Lattice (dipole) response.** Every cube of the film, within the scan and the lattice
-  continued ``extension`` pitches beyond it, is a point dipole with the cube's exact
+* **Lattice (dipole) response.** Every cube of the film within the scan and an explicit
+  buffer of ``extension`` pitches beyond it is a point dipole with the cube's exact
   quasi-static polarisability (from its boundary-element modes: oscillator strengths f_k
   and depolarisation factors L_k = (1 − Λ_k)/2, mean material), coupled to all others by
   the unscreened dipole field G (the coupling of the particles' total surface charges, as
-  in :class:`.coupling.Cluster`) and solved exactly (:class:`~..eels.CoupledDipoles`).
+  in :class:`.coupling.Cluster`). Beyond the buffer the film continues as a perfect lattice
+  of mean dipoles out to ``film_radius`` pitches, coarse-grained in blocks that keep its
+  long-wavelength response (:mod:`.embedding`); all is solved exactly for every beam and
+  energy with one eigendecomposition (:class:`.embedding.EmbeddedDipoles`).
 * **Local modes.** For every cube within ``local_radius`` of the beam, the dipole's
   isolated loss is replaced by the cube's full modal loss (all tabulated surface modes,
   corner/edge/face character, its own ωp and γ, size and rotation), from the unit cube's
@@ -28,7 +31,7 @@ from scipy import ndimage, special
 
 from ..beam import Beam
 from ..dielectric import CubeModes, Drude
-from ..eels import CoupledDipoles, bulk_loss, single_particle_loss
+from ..eels import bulk_loss, single_particle_loss
 from ..geometry import REGION_NAMES, GeometryParams, Layout, generate_layout, region_map
 from ..geometry import projected_thickness as _thickness
 from ..haadf import HAADFParams, block_mean, render_haadf
@@ -37,13 +40,14 @@ from ..instrument import zlp_tail as _zlp_tail
 from ..scene import DEFAULT_DOSE, SceneResult, _fine_energy_grid, validate_arguments
 from ._blas import single_threaded_blas
 from .beamtable import CouplingTable, coupling_table
+from .embedding import EmbeddedDipoles, FarFilm, far_film
 from .loss import loss_prefactor, response_lambda
 from .modes import cube_modes
 
 __all__ = ["QS_REGION_NAMES", "QS_SIMULATOR_VERSION", "QuasistaticSceneConfig", "simulate_quasistatic_scene"]
 
 #: Bumped whenever a change alters the generated numbers.
-QS_SIMULATOR_VERSION = "qs-0.1"
+QS_SIMULATOR_VERSION = "qs-0.2"
 
 #: Region labels: as the dipole scene's, with bare support (not vacuum) beyond the film edge.
 QS_REGION_NAMES = tuple("support" if n == "vacuum" else n for n in REGION_NAMES)
@@ -54,7 +58,11 @@ class QuasistaticSceneConfig:
     """Physics and tuning of the quasi-static scene (lengths nm, energies eV).
 
     geometry : layout of the scanned film (``margin``: cubes kept exactly, in pitches).
-    extension : pitches the lattice continues beyond the near zone (far cubes, dipoles only).
+    extension : pitches of explicit (jittered, own size, vacancies) dipoles beyond the near zone.
+    film_radius : the film's outer radius in pitches from the scan centre; between the explicit
+        cubes and this radius it is a perfect lattice of mean dipoles, coarse-grained in blocks
+        (:mod:`.embedding`; ``block_ratio``: a block of n cubes per side lies ≥ n·pitch·ratio from
+        the scan; ``far_nodes``: Chebyshev nodes per axis for its beam field). 0 turns it off.
     material : mean Drude material; each scanned cube draws ωp ~ N(ωp, omega_p_sd) clipped to
         ``omega_p_range`` and γ uniform in ``damping_range``.
     eps_host : effective host permittivity ε_m (support and ligands).
@@ -87,6 +95,9 @@ class QuasistaticSceneConfig:
     zlp_amplitude: float = 0.01
     oversample: int = 4
     n_nodes: int = 6
+    film_radius: float = 100.0
+    block_ratio: float = 2.0
+    far_nodes: int = 14
 
 
 def dipole_modes(cfg: QuasistaticSceneConfig, material: Drude | None = None) -> CubeModes:
@@ -121,7 +132,9 @@ def far_particles(layout: Layout, extension: float, rng_seed: int) -> dict[str, 
 
     Drawn ring by ring (in lattice index around the scan centre) from one stream, so a
     larger extension keeps every cube of a smaller one: convergence tests compare like with
-    like. Returns centers (N, 2) (y, x), sides (N,) nm, rotations (N,) rad.
+    like. Returns centers (N, 2) (y, x), sides (N,) nm, rotations (N,) rad, and ``sites``
+    (K, 2) int: the lattice indices of every site within the reach, occupied or not (the
+    near zone's included), which the coarse-grained far film leaves out.
     """
     gp = layout.params
     height, width = layout.field
@@ -130,10 +143,11 @@ def far_particles(layout: Layout, extension: float, rng_seed: int) -> dict[str, 
     origin, basis = _lattice(layout)
     n_max = int(np.ceil((np.hypot(height, width) / 2 + reach) / gp.pitch)) + 1
     rng = np.random.default_rng(rng_seed)
-    out = []
+    out, sites = [], []
+    ic = np.rint(np.linalg.solve(basis.T, np.array([height, width]) / 2 - origin))
     for r in range(n_max + 1):
         ring = [(i, j) for i in range(-r, r + 1) for j in range(-r, r + 1) if max(abs(i), abs(j)) == r]
-        ij = np.array(ring, dtype=float).reshape(-1, 2)
+        ij = np.array(ring, dtype=float).reshape(-1, 2) + ic
         draws = rng.random((len(ij), 5))
         c = origin + ij @ basis + gp.jitter * np.sqrt(2) * special.erfinv(2 * draws[:, :2] - 1)
         in_near = (c > -near).all(axis=1) & (c[:, 0] < height + near) & (c[:, 1] < width + near)
@@ -144,22 +158,10 @@ def far_particles(layout: Layout, extension: float, rng_seed: int) -> dict[str, 
         rot = layout.lattice_angle + gp.rotation_sd * np.sqrt(2) * special.erfinv(2 * draws[:, 4] - 1)
         sel = in_far & ~in_near & occupied
         out.append(np.column_stack([c[sel], side[sel], rot[sel]]))
+        sites.append(ij[in_far].astype(int))
     arr = np.concatenate(out) if out else np.zeros((0, 4))
-    return {"centers": arr[:, :2], "sides": arr[:, 2], "rotations": arr[:, 3]}
-
-
-class _HostDipoles(CoupledDipoles):
-    """:class:`CoupledDipoles` with the unscreened coupling G between the cubes' total charges.
-
-    The point-dipole simulator divides G by ε_m; the boundary-element formulation (the
-    operator F_pq of :class:`.coupling.Cluster` between two particles' total surface charges
-    carries no 1/ε_m) shows the unscreened G is the consistent choice with the beam's field
-    screened by ε_m and the loss divided by ε_m (see docs/physics.md).
-    """
-
-    def __init__(self, beam, modes, centers, volumes, r0):
-        super().__init__(beam, replace(modes, eps_host=1.0), centers, volumes, r0)
-        self.modes = modes  # χ(E) with the real host; the coupling above used ε_m = 1
+    return {"centers": arr[:, :2], "sides": arr[:, 2], "rotations": arr[:, 3],
+            "sites": np.concatenate(sites) if sites else np.zeros((0, 2), int)}
 
 
 def _materials(rng: np.random.Generator, n: int, cfg: QuasistaticSceneConfig):
@@ -254,8 +256,10 @@ def simulate_quasistatic_scene(
         if layout.n_particles:
             all_c = np.concatenate([layout.centers, far["centers"]])
             all_a = np.concatenate([layout.sides, far["sides"]])
-            lattice = _HostDipoles(cfg.beam, dip, all_c, all_a**3, all_a / 2)
-            gamma += lattice.loss(beams, fine, n_nodes=cfg.n_nodes, workers=1) / cfg.eps_host
+            film = _far_film(layout, far, cfg, field_nm)
+            lattice = EmbeddedDipoles(cfg.beam, dip.susceptibility, all_c, all_a**3, all_a / 2, film,
+                                      far_nodes=cfg.far_nodes)
+            gamma += lattice.loss(beams, fine, n_nodes=cfg.n_nodes) / cfg.eps_host
             gamma += _local_loss(table, cfg, dip, layout, omega_p, damping, centres, size, pixel_size, fine)
 
     # probe-averaged thickness of each SI pixel; the support is everywhere (no vacuum)
@@ -290,6 +294,8 @@ def simulate_quasistatic_scene(
         "scale": scale, "dose": dose, "noise": bool(noise), "zlp_tail": bool(zlp_tail),
         "pixel_size_nm": pixel_size, "n_particles": int(layout.n_particles),
         "n_far_particles": int(len(far["sides"])), "extension_pitches": cfg.extension,
+        "film_radius_pitches": cfg.film_radius,
+        "n_film_blocks": int(len(film.sizes)) if layout.n_particles else 0,
         "lattice_pitch_nm": cfg.geometry.pitch, "lattice_angle_rad": layout.lattice_angle,
         "beam_energy_kev": cfg.beam.e0_kev, "collection_angle_rad": cfg.beam.theta_c,
         "eps_inf": cfg.material.eps_inf, "omega_p_ev": cfg.material.omega_p,
@@ -306,6 +312,18 @@ def simulate_quasistatic_scene(
         region_names=list(QS_REGION_NAMES), particles=particles, simulation=simulation,
         pixel_size=pixel_size, scale=scale, zlp_a=zlp_a, zlp_r=zlp_r, layout=layout,
     )
+
+
+def _far_film(layout: Layout, far: dict, cfg: QuasistaticSceneConfig, field_nm: float) -> FarFilm:
+    """The perfect, coarse-grained film beyond the explicit cubes (mean occupancy × ⟨a³⟩ per site)."""
+    gp = cfg.geometry
+    origin, basis = _lattice(layout)
+    volume = (1.0 - np.mean(gp.vacancy_fraction)) * (gp.side_mean**3 + 3.0 * gp.side_mean * gp.side_sd**2)
+    if cfg.film_radius <= 0:
+        return FarFilm(np.zeros((0, 2)), np.zeros(0, int), volume, gp.pitch)
+    radius = cfg.film_radius * gp.pitch
+    return far_film(origin, basis, explicit=far["sites"], box=(0.0, field_nm, 0.0, field_nm),
+                    film_radius=radius, block_ratio=cfg.block_ratio, volume=volume)
 
 
 def _bulk(cfg: QuasistaticSceneConfig, layout: Layout, omega_p, damping, thickness, centres, energy):

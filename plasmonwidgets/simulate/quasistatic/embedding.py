@@ -1,0 +1,242 @@
+"""The far film as a coarse-grained perfect lattice: converged coupled dipoles for a scene.
+
+A close-packed cube film has a strong collective in-plane dipole mode; a finite patch of
+radius R holds it at wavevectors ~1/R, so its spectra converge only like 1/R, while the beam
+drives wavevectors down to κ = q/γ (~1/200 nm at 0.5 eV, tens of pitches). Here the scanned
+cubes and a buffer around them are explicit (jittered, own sizes, vacancies, holes, the tear);
+beyond, the film continues as a perfect square lattice of identical dipoles with the mean
+polarisability, out to ``film_radius`` pitches, coarse-grained in aligned n×n blocks whose
+size grows with the distance from the scan (n·pitch ≤ distance / ``block_ratio``).
+
+A block is one dipole at the block's centre whose polarisability keeps the long-wavelength
+response of the film it replaces: the polarisation per area of a lattice of pitch d is
+E / (d² (1/α − G̃(k))), with the lattice sum G̃(k) = G₀ − 2π|k| k̂k̂ / d² + O(k²) (the
+non-analytic term is the same for every pitch: it is the continuum's). Equating it for the
+fine lattice (α, d) and a lattice of blocks (α_n, n·d), whose k = 0 sum is G₀ / n³, gives
+
+    1 / α_n = (1/α − G₀ (1 − 1/n)) / n²,   G₀ = S / d³ · diag(1/2, 1/2, −1),
+
+with S = Σ'_{(i,j)≠0} (i² + j²)^{−3/2} = 4 ζ(3/2) β(3/2) = 9.0336 (Hardy's identity;
+:func:`square_lattice_sum`, tested against a direct sum). Since the shift is independent of
+energy, the whole system keeps the form diag(1/(V χ(E))) − (G + shifts) and is solved for all
+energies by one symmetric eigendecomposition, as :class:`~...eels.CoupledDipoles` does.
+
+The beam field at far sites (the blocks, all at least the buffer away from every beam) is a
+smooth function of the beam position; it is evaluated on a tensor Chebyshev grid over the
+scan and interpolated, so the far sites cost ~``far_nodes``² beams instead of every pixel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.polynomial import chebyshev
+from scipy import special
+
+from ..beam import Beam, regularised_distance
+from ..eels import CoupledDipoles, coupling_matrices
+
+__all__ = ["FarFilm", "EmbeddedDipoles", "far_film", "square_lattice_sum"]
+
+
+def square_lattice_sum() -> float:
+    """S = Σ over (i, j) ≠ 0 of (i² + j²)^(−3/2) = 4 ζ(3/2) β(3/2) ≈ 9.0336.
+
+    β is Dirichlet's beta function, β(s) = 4^(−s) (ζ(s, 1/4) − ζ(s, 3/4)) with Hurwitz ζ.
+    The in-plane dipole sum of a square lattice of pitch d at k = 0 is S / (2 d³) on each
+    axis, the out-of-plane one −S / d³.
+
+    >>> round(square_lattice_sum(), 4)
+    9.0336
+    """
+    s = 1.5
+    beta = 4.0**-s * (special.zeta(s, 0.25) - special.zeta(s, 0.75))
+    return float(4.0 * special.zeta(s) * beta)
+
+
+@dataclass(frozen=True)
+class FarFilm:
+    """Coarse-grained perfect film beyond the explicit cubes.
+
+    centers : (M, 2) block centres (y, x), nm; sizes : (M,) block size n (cubes per side);
+    volume : mean volume per lattice site (occupancy × ⟨a³⟩), nm³; pitch : nm.
+    """
+
+    centers: np.ndarray
+    sizes: np.ndarray
+    volume: float
+    pitch: float
+
+    @property
+    def volumes(self) -> np.ndarray:
+        """(M,) effective volume n² V̄ of each block (its polarisability is V_n χ minus the shift)."""
+        return self.sizes.astype(float) ** 2 * self.volume
+
+    def shifts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(M,) in-plane and out-of-plane diagonal shifts s_n = G₀ (1 − 1/n) / n², nm⁻³."""
+        n = self.sizes.astype(float)
+        g0 = square_lattice_sum() / self.pitch**3
+        common = (1.0 - 1.0 / n) / n**2
+        return 0.5 * g0 * common, -g0 * common
+
+
+def far_film(origin: np.ndarray, basis: np.ndarray, *, explicit: np.ndarray,
+             box: tuple[float, float, float, float], film_radius: float, block_ratio: float,
+             volume: float) -> FarFilm:
+    """Tile the perfect lattice outside the explicit sites with blocks growing with distance.
+
+    Parameters
+    ----------
+    origin : (2,) lattice origin (y, x) nm; basis : (2, 2) rows a1, a2 (nm).
+    explicit : (K, 2) int lattice indices (i, j) of the sites modelled explicitly (occupied or
+        not); the blocks never cover them.
+    box : (y0, y1, x0, x1) nm, the scanned field; distances are measured to it.
+    film_radius : the film's outer radius, nm from the box centre (blocks beyond are dropped).
+    block_ratio : a block of n cubes per side sits at least n·pitch·block_ratio from the box.
+    volume : mean volume per site, nm³.
+
+    Returns
+    -------
+    FarFilm
+    """
+    pitch = float(np.hypot(*basis[0]))
+    y0, y1, x0, x1 = box
+    centre = np.array([(y0 + y1) / 2, (x0 + x1) / 2])
+    ic = np.rint(np.linalg.solve(basis.T, centre - origin)).astype(int)
+    explicit = np.asarray(explicit, dtype=int).reshape(-1, 2)
+    taken = set(map(tuple, explicit))
+    lo = explicit.min(axis=0) if len(explicit) else ic
+    hi = explicit.max(axis=0) if len(explicit) else ic - 1
+    r_idx = int(np.ceil(film_radius / pitch)) + 1
+    top = 1 << int(np.ceil(np.log2(2 * r_idx + 1)))
+    out_c, out_n = [], []
+
+    def box_distance(p):
+        dy = max(y0 - p[0], 0.0, p[0] - y1)
+        dx = max(x0 - p[1], 0.0, p[1] - x1)
+        return np.hypot(dy, dx)
+
+    stack = [(ic[0] - top // 2, ic[1] - top // 2, top)]
+    while stack:
+        i0, j0, n = stack.pop()
+        mid = origin + (i0 + 0.5 * (n - 1)) * basis[0] + (j0 + 0.5 * (n - 1)) * basis[1]
+        half_diag = 0.5 * np.sqrt(2.0) * n * pitch
+        if np.hypot(*(mid - centre)) - half_diag > film_radius:
+            continue
+        if n == 1:
+            if (i0, j0) not in taken and np.hypot(*(mid - centre)) <= film_radius:
+                out_c.append(mid)
+                out_n.append(1)
+            continue
+        overlaps = not (i0 > hi[0] or i0 + n - 1 < lo[0] or j0 > hi[1] or j0 + n - 1 < lo[1])
+        far_enough = n * pitch * block_ratio <= box_distance(mid) - half_diag
+        if not overlaps and far_enough:
+            # the rim is drawn at the block's own scale: kept when its centre is inside
+            if np.hypot(*(mid - centre)) <= film_radius:
+                out_c.append(mid)
+                out_n.append(n)
+            continue
+        h = n // 2
+        stack.extend([(i0, j0, h), (i0 + h, j0, h), (i0, j0 + h, h), (i0 + h, j0 + h, h)])
+    centers = np.array(out_c, dtype=float).reshape(-1, 2)
+    return FarFilm(centers=centers, sizes=np.array(out_n, dtype=int), volume=float(volume), pitch=pitch)
+
+
+def _cheb_matrix(x: np.ndarray, lo: float, hi: float, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Chebyshev nodes (m,) on [lo, hi] and the (len(x), m) interpolation matrix at x."""
+    k = np.arange(m)
+    t = np.cos(np.pi * (k + 0.5) / m)
+    nodes = 0.5 * (lo + hi) + 0.5 * (hi - lo) * t
+    if hi - lo < 1e-9:
+        return nodes[:1], np.ones((len(x), 1))
+    v_nodes = chebyshev.chebvander(t, m - 1)
+    v_x = chebyshev.chebvander((2.0 * x - (lo + hi)) / (hi - lo), m - 1)
+    return nodes, np.linalg.solve(v_nodes.T, v_x.T).T
+
+
+class EmbeddedDipoles:
+    """Coupled dipoles of the explicit cubes embedded in a coarse-grained perfect film.
+
+    Parameters
+    ----------
+    beam : Beam
+    susceptibility : callable E -> χ(E) = α / V (the mean material, host included).
+    centers, volumes, r0 : (N, 2) nm, (N,) nm³, (N,) nm: the explicit cubes.
+    film : FarFilm, the far film (may be empty).
+    far_nodes : Chebyshev nodes per axis for the far sites' beam field over the scan.
+
+    The coupling is the unscreened G between the particles' total charges (as in
+    :class:`.coupling.Cluster`); divide the loss by ε_m as the scene does.
+    """
+
+    def __init__(self, beam: Beam, susceptibility, centers, volumes, r0, film: FarFilm, far_nodes: int = 14):
+        self.beam = beam
+        self.susceptibility = susceptibility
+        near = np.asarray(centers, float).reshape(-1, 2)
+        self.n_near = len(near)
+        self.centers = np.concatenate([near, film.centers])
+        vol = np.concatenate([np.asarray(volumes, float), film.volumes])
+        self.r0 = np.concatenate([np.asarray(r0, float), np.full(len(film.sizes), film.pitch / 2)])
+        sp, sz = film.shifts()
+        g_plane, g_z = coupling_matrices(self.centers)
+        g_plane[np.diag_indices_from(g_plane)] += np.repeat(np.concatenate([np.zeros(self.n_near), sp]), 2)
+        g_z[np.diag_indices_from(g_z)] += np.concatenate([np.zeros(self.n_near), sz])
+        s_plane, s_z = np.sqrt(np.repeat(vol, 2)), np.sqrt(vol)
+        self.lam_plane, u = np.linalg.eigh(s_plane[:, None] * g_plane * s_plane[None, :])
+        self._w_plane = s_plane[:, None] * u
+        self.lam_z, u = np.linalg.eigh(s_z[:, None] * g_z * s_z[None, :])
+        self._w_z = s_z[:, None] * u
+        self.far_nodes = int(far_nodes)
+
+    def _fields(self, centers, r0, beams, e_node):
+        """Reduced in-plane (P, 2N) and out-of-plane (P, N) beam fields at ``centers``."""
+        off = centers[None, :, :] - beams[:, None, :]
+        r_eff = regularised_distance(np.hypot(off[..., 0], off[..., 1]), r0[None, :])
+        x = self.beam.q(e_node) * r_eff / self.beam.gamma
+        f_plane = -(e_node * special.k1(x) / r_eff)[..., None] * off
+        return f_plane.reshape(len(beams), -1), special.k0(x)
+
+    def loss(self, beams: np.ndarray, energy: np.ndarray, n_nodes: int = 6, chunk: int = 64) -> np.ndarray:
+        """(P, E) dipolar loss (eV⁻¹, before the 1/ε_m of the scene) at beams (P, 2) nm, energies (E,) eV."""
+        beams = np.asarray(beams, float).reshape(-1, 2)
+        energy = np.asarray(energy, float)
+        nodes, interp = CoupledDipoles._nodes(energy, min(n_nodes, len(energy)))
+        inv_chi = 1.0 / self.susceptibility(energy)[:, None]
+        w_plane = np.imag(1.0 / (inv_chi - self.lam_plane[None, :])) / energy[:, None] ** 2
+        w_z = np.imag(1.0 / (inv_chi - self.lam_z[None, :])) / self.beam.gamma**2
+        pref = self.beam.dipole_prefactor(energy)
+        nn = self.n_near
+        m = len(nodes)
+        # far sites: fields on a Chebyshev grid of beam positions, projected once per ln-E node
+        far_c, far_r0 = self.centers[nn:], self.r0[nn:]
+        if len(far_c):
+            ny, phi_y = _cheb_matrix(beams[:, 0], beams[:, 0].min(), beams[:, 0].max(), self.far_nodes)
+            nx, phi_x = _cheb_matrix(beams[:, 1], beams[:, 1].min(), beams[:, 1].max(), self.far_nodes)
+            grid = np.column_stack([np.repeat(ny, len(nx)), np.tile(nx, len(ny))])
+            phi = (phi_y[:, :, None] * phi_x[:, None, :]).reshape(len(beams), -1)
+            far_p, far_z = [], []
+            for e_node in nodes:
+                fp, fz = self._fields(far_c, far_r0, grid, e_node)
+                far_p.append(fp @ self._w_plane[2 * nn:])
+                far_z.append(fz @ self._w_z[nn:])
+        out = np.empty((len(beams), len(energy)))
+        for start in range(0, len(beams), chunk):
+            b = beams[start:start + chunk]
+            pc = len(b)
+            c_plane = np.empty((m, pc, len(self.lam_plane)))
+            c_z = np.empty((m, pc, len(self.lam_z)))
+            for j, e_node in enumerate(nodes):
+                fp, fz = self._fields(self.centers[:nn], self.r0[:nn], b, e_node)
+                c_plane[j] = fp @ self._w_plane[:2 * nn]
+                c_z[j] = fz @ self._w_z[:nn]
+                if len(far_c):
+                    c_plane[j] += phi[start:start + pc] @ far_p[j]
+                    c_z[j] += phi[start:start + pc] @ far_z[j]
+            cp = (interp @ c_plane.reshape(m, -1)).reshape(len(energy), pc, -1)
+            cz = (interp @ c_z.reshape(m, -1)).reshape(len(energy), pc, -1)
+            np.square(cp, out=cp)
+            np.square(cz, out=cz)
+            im = np.matmul(cp, w_plane[:, :, None])[..., 0] + np.matmul(cz, w_z[:, :, None])[..., 0]
+            out[start:start + pc] = (im * pref[:, None]).T
+        return out
