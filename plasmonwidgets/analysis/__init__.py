@@ -21,6 +21,7 @@ from .design import InverseDesign, inverse_design
 from .errors import error_haadf_correlation, error_map, scan_map, tile_errors
 from .evaluation import EvaluationTable, evaluate
 from .latent import LatentGrid, embed, latent_grid
+from .predict_file import predict_to_file
 from .prediction import predict_spectrum_image
 from .sweep import latent_sweep
 
@@ -45,6 +46,7 @@ __all__ = [
     "neighbourhood_preservation",
     "nmf",
     "predict_spectrum_image",
+    "predict_to_file",
     "scan_map",
     "tile_errors",
 ]

@@ -7,6 +7,12 @@ geometry used for training (:func:`plasmonwidgets.tiles.tile_grid`, as
 predicted ``chunk`` at a time, so memory is the image, the output and one chunk of
 tiles, for any image size.
 
+A lazy image (dask array or lazy HyperSpy signal) gives a lazy prediction by default:
+a Dask graph of one task per block of the SI grid
+(:mod:`~plasmonwidgets.analysis.lazy_prediction`), computed where and when the caller
+says (locally, on a ``dask.distributed`` cluster, or streamed into a file by
+:func:`~plasmonwidgets.analysis.predict_to_file`), never holding the whole output.
+
 Before predicting, the data are checked against the model: the energy axis asked
 for against the model's, the image's pixel size against the training data's (when
 both are known, through ``reference=``), and the image's intensities against the
@@ -15,13 +21,13 @@ HAADF statistics the model stored when it was trained (its input normalisation).
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..spectrum_image import _is_lazy
 from ._inputs import check_model
 
 __all__ = ["predict_spectrum_image", "PROGRESS_MIN_TILES"]
@@ -48,6 +54,12 @@ class _Image:
 
 
 def _as_haadf(haadf: Any) -> np.ndarray:
+    if _is_lazy(haadf):  # NaN/Inf are found block by block when the prediction runs
+        if np.dtype(haadf.dtype).kind not in "biuf":
+            raise TypeError(f"haadf must hold real numbers, got dtype {haadf.dtype}")
+        if haadf.ndim != 2:
+            raise ValueError(f"haadf must be a 2-D (H, W) image, got shape {tuple(haadf.shape)}")
+        return haadf.astype(np.float32)
     try:
         image = np.asarray(haadf)
     except Exception as exc:
@@ -67,21 +79,21 @@ def _as_haadf(haadf: Any) -> np.ndarray:
 
 def _read_lazy(array: Any, name: str) -> np.ndarray:
     """Compute a dask array, read errors naming the file (``io.lazy_read_errors``)."""
-    from .. import io
+    from ..io.names import lazy_read_errors
 
-    wrap = getattr(io, "lazy_read_errors", None)
-    with wrap(name) if wrap is not None else contextlib.nullcontext():
+    with lazy_read_errors(name):
         return np.asarray(array.compute())
 
 
-def _resolve_input(haadf: Any) -> _Image:
-    from ..spectrum_image import SpectrumImage, _is_lazy
+def _resolve_input(haadf: Any, lazy: bool | None) -> tuple[_Image, bool]:
+    """The image and whether to predict lazily (default: when the image is lazy)."""
+    from ..spectrum_image import SpectrumImage
 
     if isinstance(haadf, SpectrumImage):  # its HAADF is in memory even when the SI is lazy
         return _Image(_as_haadf(haadf.haadf), scale=haadf.scale,
                       pixel=haadf.pixel_size / haadf.scale, unit=haadf.pixel_unit,
                       energy=haadf.energy, normalization=haadf.normalization,
-                      source="SpectrumImage")
+                      source="SpectrumImage"), bool(lazy)
     if hasattr(haadf, "axes_manager") and hasattr(haadf, "data"):  # a HyperSpy signal
         am = haadf.axes_manager
         if am.signal_dimension != 2 or am.navigation_dimension != 0:
@@ -92,7 +104,10 @@ def _resolve_input(haadf: Any) -> _Image:
             )
         x, y = am.signal_axes
         title = str(haadf.metadata.get_item("General.title", "") or "HAADF signal")
-        data = _read_lazy(haadf.data, title) if _is_lazy(haadf.data) else haadf.data
+        keep = _is_lazy(haadf.data) if lazy is None else bool(lazy)
+        data = haadf.data
+        if _is_lazy(data) and not keep:
+            data = _read_lazy(data, title)
         unit = str(x.units or "")
         pixel = float(x.scale)
         if unit.strip().lower() in _UNCALIBRATED_UNITS or not np.isfinite(pixel) or pixel <= 0:
@@ -100,10 +115,12 @@ def _resolve_input(haadf: Any) -> _Image:
         elif not np.isclose(float(y.scale), pixel, rtol=1e-3):
             raise ValueError(f"the HAADF signal has non-square pixels ({float(y.scale):g} x {pixel:g} "
                              f"{unit}); resample it to square pixels first")
-        return _Image(_as_haadf(data), pixel=pixel, unit=unit, source=f"Signal2D {title!r}")
+        return _Image(_as_haadf(data), pixel=pixel, unit=unit, source=f"Signal2D {title!r}"), keep
     if _is_lazy(haadf):
-        return _Image(_as_haadf(_read_lazy(haadf, "the lazy HAADF image")), source="dask array")
-    return _Image(_as_haadf(haadf))
+        keep = True if lazy is None else bool(lazy)
+        data = haadf if keep else _read_lazy(haadf, "the lazy HAADF image")
+        return _Image(_as_haadf(data), source="dask array"), keep
+    return _Image(_as_haadf(haadf)), bool(lazy)
 
 
 def _resolve_scale(img: _Image, scale: Any, pixel_size: float | None, reference: Any) -> int:
@@ -197,13 +214,21 @@ def _check_pixel_size(img: _Image, reference: Any) -> None:
         )
 
 
-def _check_intensity(model: Any, image: np.ndarray) -> None:
+def _check_intensity(model: Any, image: Any, name: str) -> None:
     """Warn when the image's intensities are far from the HAADF tiles the model was trained on."""
     if not getattr(model, "is_fitted", False):
         return
     mean = float(model.x_offset.detach().float().mean().cpu())
     spread = float(model.x_scale.detach().float().cpu())
-    got_mean, got_spread = float(image.mean(dtype=np.float64)), float(image.std(dtype=np.float64))
+    got_mean, got_spread = image.mean(dtype=np.float64), image.std(dtype=np.float64)
+    if _is_lazy(image):  # one streaming pass over the image
+        import dask
+
+        from .. import io
+
+        with io.lazy_read_errors(name):
+            got_mean, got_spread = dask.compute(got_mean, got_spread)
+    got_mean, got_spread = float(got_mean), float(got_spread)
     z = abs(got_mean - mean) / spread if spread > 0 else 0.0
     ratio = got_spread / spread if spread > 0 and got_spread > 0 else 1.0
     if z > INTENSITY_Z_LIMIT or not 1 / INTENSITY_SPREAD_LIMIT <= ratio <= INTENSITY_SPREAD_LIMIT:
@@ -241,6 +266,9 @@ def predict_spectrum_image(
     chunk: int = 4096,
     pad: str | None = None,
     progress: bool | None = None,
+    lazy: bool | None = None,
+    chunks: int | tuple[int, int] | None = None,
+    precision: str = "float32",
 ):
     """Predict the SI that a HAADF image would have been measured with.
 
@@ -268,7 +296,7 @@ def predict_spectrum_image(
         (a different magnification is an error), its energy axis against the model's,
         and its normalisation is undone so the prediction is in counts.
     chunk : int
-        Tiles predicted per batch; memory is bounded by ``chunk`` tiles.
+        Tiles predicted per batch (per model call); memory is bounded by ``chunk`` tiles.
     pad : None or "reflect"
         None predicts only SI pixels whose whole window lies inside the image
         and crops the result (and its HAADF) to that rectangle; "reflect"
@@ -276,6 +304,19 @@ def predict_spectrum_image(
         extrapolations).
     progress : bool, optional
         A progress bar (``tqdm.auto``); None shows one from ``PROGRESS_MIN_TILES`` tiles.
+        In-memory prediction only: a lazy result shows progress where it is computed.
+    lazy : bool, optional
+        Return lazy spectra (a dask array; nothing is predicted until they are computed
+        or saved). Default: lazy for a dask array or a lazy Signal2D, in memory otherwise.
+        The result's ``haadf`` is still an in-memory array (the matching part of the image),
+        and a fitted model's intensity check reads a lazy image once (one streaming pass).
+    chunks : int or (int, int), optional
+        Lazy prediction only: SI pixels per block side (one Dask task, and one zarr chunk
+        when saved; at least half a window). Default: blocks of about 8 MiB of spectra
+        (144² SI pixels for 100 channels).
+    precision : "float32", "bfloat16" or "auto"
+        Arithmetic of the network: "auto" takes bfloat16 (autocast) on CPUs with native
+        support, as training does; float32 reproduces ``model.predict`` exactly.
 
     Returns
     -------
@@ -294,6 +335,8 @@ def predict_spectrum_image(
     >>> pred = predict_spectrum_image(model, new_si)                      # doctest: +SKIP
     >>> pred = predict_spectrum_image(model, signal2d, reference=train_si)  # doctest: +SKIP
     >>> pred = predict_spectrum_image(model, array, scale=4)              # doctest: +SKIP
+    >>> lazy = predict_spectrum_image(model, dask_image, scale=4, chunks=256)  # doctest: +SKIP
+    >>> lazy.spectra                   # dask array (h', w', E); lazy.save("pred.zspy") streams it
     """
     from ..spectrum_image import SpectrumImage
     from ..tiles import tile_grid
@@ -302,7 +345,7 @@ def predict_spectrum_image(
     if reference is not None and not isinstance(reference, SpectrumImage):
         raise TypeError(f"reference must be the SpectrumImage the model was trained on, "
                         f"got {type(reference).__name__}")
-    img = _resolve_input(haadf)
+    img, lazy = _resolve_input(haadf, lazy)
     image = img.data
     window = int(model.window)
     H, W = image.shape
@@ -322,9 +365,11 @@ def predict_spectrum_image(
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     if pad not in (None, "reflect"):
         raise ValueError(f"pad must be None or 'reflect', got {pad!r}")
+    autocast = _resolve_precision(precision)
+    block = _resolve_chunks(chunks, int(model.n_energy)) if lazy else None
     energy = _resolve_energy(model, energy, img, reference)
     _check_pixel_size(img, reference)
-    _check_intensity(model, image)
+    _check_intensity(model, image, img.source)
     denormalize, units = _denormalizer(img, reference)
     if pixel_size is not None:
         out_pixel, out_unit = float(pixel_size), pixel_unit or img.unit or "nm"
@@ -336,8 +381,82 @@ def predict_spectrum_image(
 
     h, w = H // scale, W // scale
     grid = tile_grid((H, W), scale, window, pad=pad)
-    view = sliding_window_view(grid.image(image), (window, window))
     r0, c0 = int(grid.rows[0]), int(grid.cols[0])
+    out_h, out_w = grid.rows.size, grid.cols.size
+    if lazy:
+        from .lazy_prediction import lazy_spectra
+
+        source = image
+        if not _is_lazy(image):
+            import dask.array as da
+
+            source = da.from_array(image, chunks=(block[0] * scale, block[1] * scale))
+        spectra = lazy_spectra(model, source, scale=scale, rows=(r0, r0 + out_h), cols=(c0, c0 + out_w),
+                               pad=pad, chunk=block, batch=chunk, precision=autocast,
+                               denormalize=denormalize)
+    else:
+        spectra = _predict_in_memory(model, image, grid, window=window, chunk=chunk, progress=progress,
+                                     precision=autocast, denormalize=denormalize)
+    part = image[scale * r0 : scale * (r0 + out_h), scale * c0 : scale * (c0 + out_w)]
+    if _is_lazy(part):  # a SpectrumImage holds its HAADF in memory: read it, errors naming the image
+        part = _as_haadf(_read_lazy(part, img.source))
+    return SpectrumImage(
+        spectra,
+        energy,
+        part,
+        scale=scale,
+        pixel_size=out_pixel,
+        pixel_unit=out_unit,
+        metadata={
+            "title": "predicted from HAADF",
+            "source": {"name": f"prediction from {img.source}"},
+            "prediction": {
+                "direction": "im2spec",
+                "origin": (r0, c0),
+                "full_scan_shape": (h, w),
+                "window": window,
+                "pad": pad,
+                "scale": scale,
+                "units": units,
+                "calibrated": calibrated,
+                "precision": autocast or "float32",
+            },
+        },
+    )
+
+
+def _resolve_precision(precision: Any) -> str | None:
+    """"bfloat16" or None (float32) for CPU inference; "auto" follows training's rule."""
+    if precision not in ("auto", "float32", "bfloat16"):
+        raise ValueError(f"precision must be 'auto', 'float32' or 'bfloat16', got {precision!r}")
+    import torch
+
+    from ..training import _resolve_precision as training_precision
+
+    dtype = training_precision(precision, torch.device("cpu"))
+    return None if dtype is None else "bfloat16"
+
+
+def _resolve_chunks(chunks: Any, n_energy: int) -> tuple[int, int]:
+    from .lazy_prediction import default_chunk
+
+    if chunks is None:
+        n = default_chunk(n_energy)
+        return n, n
+    pair = (chunks, chunks) if np.ndim(chunks) == 0 else tuple(chunks)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+                                 for v in pair):
+        raise ValueError(f"chunks must be a positive number of SI pixels or a (rows, cols) pair of them, "
+                         f"got {chunks!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _predict_in_memory(model: Any, image: np.ndarray, grid: Any, *, window: int, chunk: int,
+                       progress: bool | None, precision: str | None, denormalize: Any) -> np.ndarray:
+    """(out_h, out_w, E) spectra of the grid's pixels, ``chunk`` tiles per model call."""
+    from .lazy_prediction import _autocast
+
+    view = sliding_window_view(grid.image(image), (window, window))
     out_h, out_w = grid.rows.size, grid.cols.size
     n_e = int(model.n_energy)
     spectra = np.empty((out_h * out_w, n_e), dtype=np.float32)
@@ -354,32 +473,12 @@ def predict_spectrum_image(
             idx = np.arange(start, min(start + chunk, n))
             sr, sc = grid.start_r[idx // out_w], grid.start_c[idx % out_w]
             tiles = np.ascontiguousarray(view[sr, sc], dtype=np.float32)
-            pred = np.asarray(model.predict(tiles), dtype=np.float32).reshape(len(idx), n_e)
+            with _autocast(precision):
+                pred = np.asarray(model.predict(tiles), dtype=np.float32).reshape(len(idx), n_e)
             spectra[idx] = denormalize(pred) if denormalize is not None else pred
             if bar is not None:
                 bar.update(len(idx))
     finally:
         if bar is not None:
             bar.close()
-    return SpectrumImage(
-        spectra.reshape(out_h, out_w, n_e),
-        energy,
-        image[scale * r0 : scale * (r0 + out_h), scale * c0 : scale * (c0 + out_w)],
-        scale=scale,
-        pixel_size=out_pixel,
-        pixel_unit=out_unit,
-        metadata={
-            "title": "predicted from HAADF",
-            "source": {"name": f"prediction from {img.source}"},
-            "prediction": {
-                "direction": "im2spec",
-                "origin": (r0, c0),
-                "full_scan_shape": (h, w),
-                "window": window,
-                "pad": pad,
-                "scale": scale,
-                "units": units,
-                "calibrated": calibrated,
-            },
-        },
-    )
+    return spectra.reshape(out_h, out_w, n_e)

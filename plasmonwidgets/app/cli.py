@@ -1,4 +1,4 @@
-"""Command line: ``plasmonwidgets demo | simulate | train``."""
+"""Command line: ``plasmonwidgets demo | simulate | train | predict``."""
 
 from __future__ import annotations
 
@@ -117,6 +117,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from plasmonwidgets.analysis import predict_to_file
+
+    chunks = args.chunks and (args.chunks[0] if len(args.chunks) == 1 else tuple(args.chunks))
+    path = predict_to_file(args.model, args.haadf, args.out, scale=args.scale, pixel_size=args.pixel_size,
+                           chunks=chunks, batch=args.batch, pad=None if args.pad == "none" else args.pad,
+                           precision=args.precision, scheduler=args.scheduler, progress=not args.quiet,
+                           overwrite=args.overwrite)
+    print(f"predicted spectrum image written to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plasmonwidgets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -153,6 +165,26 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the paper's 64-filter layers instead of the 16-filter default")
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=_cmd_train)
+
+    pr = sub.add_parser("predict", help="predict the spectrum image of a HAADF image file, block by block")
+    pr.add_argument("haadf", help="HAADF image file (.hspy, .zspy, .emd, .dm3, .dm4), read lazily")
+    pr.add_argument("--model", required=True, help="trained im2spec model file (model.save / train --out)")
+    pr.add_argument("--out", required=True, help="predicted SI, written block by block (.zspy or .hspy)")
+    pr.add_argument("--scale", type=int, help="HAADF pixels per predicted SI pixel")
+    pr.add_argument("--pixel-size", type=float,
+                    help="SI pixel size in the image's calibrated unit (sets the scale instead)")
+    pr.add_argument("--chunks", type=int, nargs="+", metavar="N",
+                    help="SI pixels per block side (one task and one zarr chunk); N or ROWS COLS")
+    pr.add_argument("--batch", type=int, default=4096, help="tiles per model call (default 4096)")
+    pr.add_argument("--pad", choices=("none", "reflect"), default="none",
+                    help="'reflect' also predicts the border pixels (mirrored image)")
+    pr.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                    help="auto: bfloat16 on CPUs with native support")
+    pr.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786) or threads/processes/"
+                                        "synchronous; default: the local threaded scheduler")
+    pr.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    pr.set_defaults(func=_cmd_predict)
     return parser
 
 
