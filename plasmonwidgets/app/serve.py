@@ -28,6 +28,7 @@ import sys
 import time
 from typing import Any
 
+from jupyter_server._tz import utcnow
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado.httpserver import HTTPServer
 from tornado.web import Finish
@@ -63,6 +64,7 @@ class DashboardKernelManager(AsyncMappingKernelManager):
         super().__init__(**kwargs)
         self._starting = 0  # kernels being started: counted against the cap
         self._unconnected_since: dict[str, float] = {}
+        self._connected_once: set[str] = set()
 
     @property
     def at_capacity(self) -> bool:
@@ -86,6 +88,7 @@ class DashboardKernelManager(AsyncMappingKernelManager):
 
     def notify_connect(self, kernel_id: str) -> None:
         super().notify_connect(kernel_id)
+        self._connected_once.add(kernel_id)
         self._unconnected_since.pop(kernel_id, None)
 
     def notify_disconnect(self, kernel_id: str) -> None:
@@ -93,10 +96,21 @@ class DashboardKernelManager(AsyncMappingKernelManager):
         if kernel_id in self and not self._kernel_connections.get(kernel_id, 0):
             self._unconnected_since[kernel_id] = time.monotonic()
 
+    def _seconds_alone(self, kernel_id: str, since: float) -> float:
+        """Seconds without a page. A kernel whose page never connected counts from its last
+        activity: Voila executes the whole notebook before the page can connect, which on
+        a loaded machine may itself take longer than ``orphan_timeout``."""
+        alone = time.monotonic() - since
+        if kernel_id not in self._connected_once:
+            last = getattr(self.get_kernel(kernel_id), "last_activity", None)
+            if last is not None:
+                alone = min(alone, (utcnow() - last).total_seconds())
+        return alone
+
     async def cull_kernel_if_idle(self, kernel_id: str) -> None:
         since = self._unconnected_since.get(kernel_id)
         if self.orphan_timeout > 0 and since is not None and kernel_id in self:
-            alone = time.monotonic() - since
+            alone = self._seconds_alone(kernel_id, since)
             if alone > self.orphan_timeout:
                 self.log.warning("Shutting down kernel %s: no page connected for %d s (its tab "
                                  "was closed); work it was doing stops", kernel_id, alone)
@@ -107,6 +121,7 @@ class DashboardKernelManager(AsyncMappingKernelManager):
 
     def remove_kernel(self, kernel_id: str) -> Any:
         self._unconnected_since.pop(kernel_id, None)
+        self._connected_once.discard(kernel_id)
         return super().remove_kernel(kernel_id)
 
 
