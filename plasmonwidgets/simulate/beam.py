@@ -24,8 +24,8 @@ def regularised_distance(r: np.ndarray, r0: np.ndarray | float) -> np.ndarray:
 
     Removes the divergence of K0/K1 for trajectories through or grazing a particle
     of radius ~r0 while leaving distant trajectories untouched: the relative
-    change is (r0/R)^4 / 4, i.e. 0.1 % at R = 4 r0. (docs/physics.md suggests the
-    quadratic form sqrt(R^2 + r0^2), which still shifts K1^2 by ~6 % at R = 4 r0.)
+    change is (r0/R)^4 / 4, i.e. 0.1 % at R = 4 r0, where the quadratic form
+    sqrt(R^2 + r0^2) still shifts K1^2 by ~6 %.
     """
     r = np.asarray(r, dtype=np.float64)
     return np.sqrt(np.sqrt(r**4 + np.asarray(r0, dtype=np.float64) ** 4))
