@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.polynomial import chebyshev
-from scipy import special
 
 from ._blas import single_threaded_blas
+from .loss import beam_sources
 from .mesh import SurfaceMesh
 from .modes import MODES_VERSION, Modes, cache_dir, cube_modes
 
@@ -44,9 +44,6 @@ __all__ = ["TABLE_VERSION", "CouplingTable", "coupling_table", "lnq_weights"]
 TABLE_VERSION = 1
 
 _MEMORY: dict[str, CouplingTable] = {}
-
-# (distance from the beam in panel sizes, Gauss–Legendre order), finest last (as in loss.py).
-_RULES = ((6.0, 3), (2.0, 8))
 
 
 def lnq_weights(x: np.ndarray, lo: float, hi: float, n_nodes: int) -> np.ndarray:
@@ -67,32 +64,9 @@ def _nodes(lo: float, hi: float, n_nodes: int) -> np.ndarray:
 
 
 def _sources(mesh: SurfaceMesh, beams: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
-    """Panel-averaged 2K₀(qρ)e^{−iqz} and its flux-free normal derivative, (P, N) each.
-
-    As :func:`.loss.beam_sources`, with ρ floored at a quarter panel size so beams that
-    pierce the surface stay finite.
-    """
-    floor = 0.25 * mesh.sizes.min()
-
-    def line(points, xy):
-        rho = np.maximum(np.linalg.norm(points[..., :2] - xy, axis=-1), floor)
-        return 2.0 * special.k0(q * rho) * np.exp(-1j * q * points[..., 2])
-
-    phi = line(mesh.centroids[None], beams[:, None, :])
-    rho_c = np.linalg.norm(mesh.centroids[None, :, :2] - beams[:, None, :], axis=-1) / mesh.sizes[None, :]
-    for limit, order in _RULES:
-        i, j = np.nonzero(rho_c < limit)
-        if i.size:
-            pts, wts = mesh.quadrature(order)
-            phi[i, j] = np.einsum("pk,pk->p", line(pts[j], beams[i, None, :]), wts[j]) / mesh.areas[j]
-    d = mesh.centroids[None, :, :2] - beams[:, None, :]
-    rho = np.maximum(np.linalg.norm(d, axis=-1), floor)
-    n = mesh.normals[None]
-    phase = np.exp(-1j * q * mesh.centroids[None, :, 2])
-    radial = np.einsum("pnk,pnk->pn", d, n[..., :2]) / rho
-    dphi = -2.0 * q * phase * (special.k1(q * rho) * radial + 1j * special.k0(q * rho) * n[..., 2])
-    dphi -= (dphi @ mesh.areas)[:, None] / mesh.areas.sum()
-    return phi, dphi
+    """:func:`.loss.beam_sources` with ρ floored at a quarter panel size, so beams that
+    pierce the surface stay finite; (P, N) each."""
+    return beam_sources(mesh, beams, q, floor=0.25 * mesh.sizes.min())
 
 
 @dataclass(frozen=True)

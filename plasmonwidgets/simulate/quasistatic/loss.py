@@ -92,7 +92,8 @@ def _check_aloof(mesh: SurfaceMesh, beams: np.ndarray) -> None:
             "aloof beams only (move the beam outside the particle's projected outline)")
 
 
-def beam_sources(mesh: SurfaceMesh, beams: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
+def beam_sources(mesh: SurfaceMesh, beams: np.ndarray, q: float, *,
+                 floor: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Beam potential averaged over panels and its normal derivative at the collocation points.
 
     Parameters
@@ -103,6 +104,9 @@ def beam_sources(mesh: SurfaceMesh, beams: np.ndarray, q: float) -> tuple[np.nda
         Beam positions (x, y) in nm.
     q : float
         ω/v in nm⁻¹.
+    floor : float
+        Smallest distance ρ from the beam (nm) used in K₀ and K₁: > 0 keeps beams that
+        pierce the surface finite (the coupling table floors at a quarter panel size).
 
     Returns
     -------
@@ -114,16 +118,17 @@ def beam_sources(mesh: SurfaceMesh, beams: np.ndarray, q: float) -> tuple[np.nda
         (zero net flux through the closed surface, as Gauss's law requires).
     """
     beams = np.asarray(beams, dtype=np.float64)
-    phi = _line_potential(mesh.centroids[None], beams[:, None, :], q)
+    phi = _line_potential(mesh.centroids[None], beams[:, None, :], q, floor)
     rho_c = np.linalg.norm(mesh.centroids[None, :, :2] - beams[:, None, :], axis=-1) / mesh.sizes[None, :]
     for limit, order in _BEAM_RULES:
         i, j = np.nonzero(rho_c < limit)
         if i.size:
             pts, wts = mesh.quadrature(order)
-            phi[i, j] = np.einsum("pk,pk->p", _line_potential(pts[j], beams[i, None, :], q), wts[j])
+            phi[i, j] = np.einsum("pk,pk->p", _line_potential(pts[j], beams[i, None, :], q, floor),
+                                  wts[j])
             phi[i, j] /= mesh.areas[j]
     d = mesh.centroids[None, :, :2] - beams[:, None, :]
-    rho = np.linalg.norm(d, axis=-1)
+    rho = np.maximum(np.linalg.norm(d, axis=-1), floor)
     n = mesh.normals[None]
     phase = np.exp(-1j * q * mesh.centroids[None, :, 2])
     radial = np.einsum("pnk,pnk->pn", d, n[..., :2]) / rho
@@ -135,9 +140,9 @@ def beam_sources(mesh: SurfaceMesh, beams: np.ndarray, q: float) -> tuple[np.nda
     return phi, dphi
 
 
-def _line_potential(points: np.ndarray, beam_xy: np.ndarray, q: float) -> np.ndarray:
-    """2 K₀(qρ) e^{−iqz} at points (..., 3) for beams broadcast as (..., 2)."""
-    rho = np.linalg.norm(points[..., :2] - beam_xy, axis=-1)
+def _line_potential(points: np.ndarray, beam_xy: np.ndarray, q: float, floor: float = 0.0) -> np.ndarray:
+    """2 K₀(qρ) e^{−iqz} at points (..., 3) for beams broadcast as (..., 2), ρ ≥ floor."""
+    rho = np.maximum(np.linalg.norm(points[..., :2] - beam_xy, axis=-1), floor)
     return 2.0 * special.k0(q * rho) * np.exp(-1j * q * points[..., 2])
 
 
