@@ -661,7 +661,8 @@ def test_tile_window_and_split_direction_are_the_users_choice(tmp_path):
         assert "4×4 HAADF px" in summary and "split left | right" in summary
 
         d.select_tab("Data")
-        d.split_choice.value = 0
+        assert d.split_choice.value == "longer"  # the default is shown, not an empty choice
+        d.split_choice.value = "rows"
         d.tiles_button.click()
         train, test = d.train_set.positions, d.test_set.positions
         assert d.split_used == "top / bottom" and train[:, 0].max() < test[:, 0].min()

@@ -18,6 +18,10 @@ from ..ui import note
 
 __all__ = ["DataTab"]
 
+#: split choices shown in the Data tab -> ``TilePairs.split(axis=...)``
+_SPLIT_AXES = {"longer": None, "columns": 1, "rows": 0}
+_SPLIT_NAMES = {axis: name for name, axis in _SPLIT_AXES.items()}
+
 
 class DataTab:
     """The Data tab (a part of :class:`Dashboard`)."""
@@ -54,11 +58,12 @@ class DataTab:
         self.tile_window = ipw.BoundedIntText(value=self.window, min=1, max=4096, description="window",
                                               layout={"width": "170px"})
         self.tile_unit = ipw.ToggleButtons(options=[("HAADF px", "haadf"), ("SI px", "si")],
-                                           value=self.window_unit, style={"button_width": "80px"})
+                                           value=self.window_unit, style={"button_width": "96px"})
+        # a Dropdown shows no selection for the value None, so the axes travel as names
         self.split_choice = ipw.Dropdown(
-            options=[("halves across the longer axis", None), ("left | right halves", 1),
-                     ("top / bottom halves", 0)],
-            value=self.split_axis, description="split", layout={"width": "320px"},
+            options=[("halves across the longer axis", "longer"), ("left | right halves", "columns"),
+                     ("top / bottom halves", "rows")],
+            value=_SPLIT_NAMES[self.split_axis], description="split", layout={"width": "320px"},
         )
         self.tiles_button = ipw.Button(description="Apply", icon="th", layout={"width": "90px"})
         self.tiles_button.on_click(self.guard(lambda _b: self._apply_tiling(), "making tiles"))
@@ -70,7 +75,7 @@ class DataTab:
 
     def _apply_tiling(self) -> None:
         self.set_tiling(window=int(self.tile_window.value), window_unit=self.tile_unit.value,
-                        split_axis=self.split_choice.value)
+                        split_axis=_SPLIT_AXES[self.split_choice.value])
 
     def _probe_models(self) -> dict[str, Any]:
         return {model_label(k): m for k, m in sorted(self.models.items())}
