@@ -290,21 +290,145 @@ def test_inverse_design_button(dashboard):
     assert dashboard.error_text == "" and dashboard.last_design.direction == "spec2im"
 
 
+def _wait_for_epochs(progress, n: int, timeout: float = 120.0) -> None:
+    """Block until the running trainer has finished ``n`` epochs (or the run ended)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while len(progress.trainer.history.train_loss) < n and progress.trainer.state == "running":
+        assert time.monotonic() < deadline, f"no {n} epochs within {timeout} s"
+        time.sleep(0.05)
+
+
+def _page_text(widget) -> str:
+    import html
+    import re
+
+    values = [getattr(w, "value", "") for w in _walk(widget)]
+    text = html.unescape(re.sub(r"<[^>]+>", " ", " ".join(v for v in values if isinstance(v, str))))
+    return re.sub(r"\s+", " ", text)
+
+
 @needs_models
-def test_training_replaces_the_model_everywhere(dashboard):
-    dashboard.select_tab("Latent")
-    old = dashboard.models[("im2spec", 2)]
+def test_a_stopped_run_trains_beside_the_model_in_use(dashboard):
+    key = ("im2spec", 2)
+    old = dashboard.models[key]
     dashboard.select_tab("Train")
-    progress = dashboard.trainers[("im2spec", 2)]
+    dashboard.epochs.value = 50
+    progress = dashboard.trainers[key]
+    assert dashboard.use_button.disabled and dashboard.revert_button.disabled  # nothing to choose
     progress.start_button.click()
-    assert progress.wait(120), "training did not finish"
-    assert progress.trainer.state == "finished"
-    new = dashboard.models[("im2spec", 2)]
-    assert new is not old and dashboard.model_notes[("im2spec", 2)] == "trained here (1 epochs)"
+    _wait_for_epochs(progress, 1)
+    progress.stop_button.click()
+    assert progress.wait(120) and progress.trainer.state == "stopped"
+    epochs = len(progress.trainer.history.train_loss)
+    assert epochs >= 1
+    # the model in use and every caption are unchanged
+    assert dashboard.models[key] is old and dashboard.model_notes[key] == "pre-trained"
+    assert dashboard.probe_link.models["im2spec 2 latent"] is old
+    assert "all pre-trained" in dashboard.header.value
+    assert f"Last run here (trained here, {epochs} epochs) is not in use" in dashboard.train_note.value
+    assert not dashboard.use_button.disabled and dashboard.revert_button.disabled
+    assert dashboard.error_text == ""
+
+
+@needs_models
+def test_use_this_model_and_revert_to_pretrained(dashboard):
+    key = ("im2spec", 2)
+    dashboard.select_tab("Latent")
+    old = dashboard.models[key]
+    dashboard.select_tab("Train")
+    progress = dashboard.trainers[key]
+    progress.start_button.click()
+    assert progress.wait(120) and progress.trainer.state == "finished"
+    assert dashboard.models[key] is old  # a finished run is not used until asked
+    dashboard.use_button.click()
+    new = dashboard.models[key]
+    assert new is not old and dashboard.model_notes[key] == "trained here, 1 epochs"
     assert dashboard.probe_link.models["im2spec 2 latent"] is new
+    assert "im2spec 2 latent trained here, 1 epochs" in dashboard.header.value
+    assert "3 pre-trained" in dashboard.header.value
+    assert "In use: im2spec 2 latent, trained here, 1 epochs." in dashboard.train_note.value
+    assert dashboard.use_button.disabled and not dashboard.revert_button.disabled
+    summary = _page_text(dashboard.summary)
+    assert "im2spec 2 latent trained here, 1 epochs" in summary
+    errors = dashboard.select_tab("Errors")
+    assert "im2spec 2 latent: trained here, 1 epochs" in _page_text(errors)
     assert "Latent" not in dashboard._built  # rebuilt with the new model when next opened
     dashboard.select_tab("Latent")
-    assert dashboard.explorers[("im2spec", 2)].model is new
+    assert dashboard.explorers[key].model is new
+
+    dashboard.select_tab("Train")
+    dashboard.revert_button.click()
+    back = dashboard.models[key]
+    assert back is not new and dashboard.model_notes[key] == "pre-trained"
+    np.testing.assert_array_equal(  # the packaged weights again
+        next(iter(back.state_dict().values())).cpu().numpy(),
+        next(iter(old.state_dict().values())).cpu().numpy())
+    assert dashboard.probe_link.models["im2spec 2 latent"] is back
+    assert "all pre-trained" in dashboard.header.value
+    assert "im2spec 2 latent pre-trained" in _page_text(dashboard.summary)
+    assert "im2spec 2 latent: pre-trained" in _page_text(dashboard.select_tab("Errors"))
+    dashboard.select_tab("Train")
+    assert not dashboard.use_button.disabled and dashboard.revert_button.disabled  # run kept
+    assert dashboard.error_text == ""
+
+
+@needs_models
+def test_data_and_errors_tabs_show_the_same_metric_table(dashboard):
+    import re
+
+    from plasmonwidgets.analysis import evaluate
+    from plasmonwidgets.app.dashboard.metrics import NMSE_HELP, format_percent
+    from plasmonwidgets.app.dashboard.settings import KEYS, model_label
+
+    assert dashboard.wait_metrics(300), "the metric tables were not computed"
+    summary = _page_text(dashboard.summary)
+    assert NMSE_HELP in summary and "computing" not in summary
+    assert NMSE_HELP in dashboard.summary.value.replace("&#x27;", "'")  # the tooltip too
+    dashboard.select_tab("Errors")
+    for direction in ("im2spec", "spec2im"):
+        dashboard.error_direction.value = direction
+        errors = _page_text(dashboard.error_models)
+        assert NMSE_HELP in errors
+        for key in (k for k in KEYS if k[0] == direction):
+            pattern = (rf"{model_label(key)}:? pre-trained (?:— )?test NMSE mean ([\d.]+) %, "
+                       rf"median ([\d.]+) %, max ([\d.]+) %")
+            in_data, in_errors = re.search(pattern, summary), re.search(pattern, errors)
+            assert in_data and in_errors, (pattern, summary, errors)
+            assert in_data.groups() == in_errors.groups()
+            s = dashboard.model_table(key).overall
+            assert in_data.groups() == tuple(format_percent(v) for v in (s.mean, s.median, s.max))
+    # the table is evaluate's, on the test half
+    key = ("im2spec", 2)
+    s = evaluate(dashboard.models[key], dashboard.test_set).overall
+    np.testing.assert_allclose([s.mean, s.median, s.max], [
+        getattr(dashboard.model_table(key).overall, c) for c in ("mean", "median", "max")])
+    assert dashboard.error_text == ""
+
+
+@needs_models
+def test_probe_spectrum_y_range_follows_each_probe_unless_fixed(dashboard, si):
+    view = dashboard.spectrum_view
+    peak = si.spectra.max(axis=-1)
+    bright = np.unravel_index(np.argmax(peak), peak.shape)
+    dim = np.unravel_index(np.argmin(peak), peak.shape)
+
+    def curves_top() -> float:
+        return max(float(np.max(line.y)) for line in view.lines.values() if len(line.y))
+
+    dashboard.viewer.position = [int(bright[0]), int(bright[1])]
+    high = view.y_scale.max
+    assert high >= curves_top()
+    dashboard.viewer.position = [int(dim[0]), int(dim[1])]  # shrinks to the new curves
+    assert curves_top() <= view.y_scale.max < high
+    low = view.y_range
+    view.fix_button.value = True  # "fix y": the next probe keeps this range
+    assert view.fix_y
+    dashboard.viewer.position = [int(bright[0]), int(bright[1])]
+    assert view.y_range == low and view.y_scale.max == low[1]
+    view.fix_button.value = False  # follows again at once
+    assert view.y_scale.max == pytest.approx(high)
     assert dashboard.error_text == ""
 
 
@@ -322,7 +446,8 @@ def test_small_scan_trains_without_a_validation_block():
     progress.start_button.click()
     assert progress.wait(120), "training did not finish"
     assert progress.trainer.state == "finished" and progress.trainer.history.n_val == 0
-    assert small.model_notes[("im2spec", 2)] == "trained here (1 epochs)"
+    # no model was in use: the run is used at once
+    assert small.model_notes[("im2spec", 2)] == "trained here, 1 epochs"
 
 
 def test_mismatched_file_offers_training(si, tmp_path):

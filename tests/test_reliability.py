@@ -473,6 +473,8 @@ def test_failed_training_run_in_the_dashboard_keeps_the_model_and_the_page(tmp_p
         d.select_tab("Train")
         progress.start_button.click()
         assert progress.wait(30) and progress.trainer.state == "finished"
+        assert d.models[key] is current  # a run trains beside the model in use
+        d.use_button.click()
         assert d.models[key] is not current and d.error_text == ""
     finally:
         d.close()

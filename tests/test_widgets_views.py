@@ -233,19 +233,23 @@ def test_spectrum_view_lines_legend_and_band():
         SpectrumView().set_measured(np.zeros(3))
 
 
-def test_spectrum_view_y_range_expands_only_and_resets():
+def test_spectrum_view_y_range_follows_the_data_unless_fixed():
     e = np.linspace(0, 1, 10)
     sv = SpectrumView(energy=e)
     sv.set_measured(np.full(10, 2.0) + e)
     lo, hi = sv.y_range
     assert lo < 2.0 and hi > 3.0 and (sv.y_scale.min, sv.y_scale.max) == (lo, hi)
-    sv.set_measured(np.full(10, 2.5))  # inside: no change, no jump
-    assert sv.y_range == (lo, hi)
-    sv.set_measured(np.full(10, 10.0) + e)  # outside: expands
-    assert sv.y_range[1] > 10.0 and sv.y_range[0] == lo
-    sv.set_measured(np.full(10, 1.0))
-    sv.children_by_name["fit_y"].click()  # reset fits the current curve
+    sv.set_measured(np.full(10, 10.0) + e)  # grows
+    assert sv.y_range[1] > 10.0
+    sv.set_measured(np.full(10, 1.0))  # and shrinks
     assert sv.y_range[0] < 1.0 < sv.y_range[1] < 1.2
+    sv.children_by_name["fix_y"].value = True  # the toggle holds the range shown
+    held = sv.y_range
+    sv.set_measured(np.full(10, 7.0))
+    assert sv.fix_y and sv.y_range == held and sv.y_scale.max == held[1]
+    sv.children_by_name["fit_y"].click()  # fits the current curve and keeps holding it
+    assert sv.fix_y and sv.y_range[0] < 7.0 < sv.y_range[1] < 8.0
+    sv.children_by_name["fix_y"].value = False
     sv.set_y_range(-1, 1)
     sv.set_measured(np.full(10, 50.0))
     assert sv.y_range == (-1.0, 1.0) and sv.y_scale.max == 1.0

@@ -14,6 +14,7 @@ from typing import Any
 import bqplot as bq
 import ipywidgets as ipw
 import numpy as np
+import traitlets as t
 
 from ._message import message_html
 
@@ -71,8 +72,8 @@ class SpectrumView(ipw.VBox):
     energy : array (E,), optional
         Energy-loss axis in eV.
     y_range : (lo, hi), optional
-        Fixed intensity range. Without it the range expands to fit new data and
-        never shrinks until :meth:`reset_y_range` (or the "fit y" button).
+        Fixed intensity range (turns ``fix_y`` on). Without it the range follows the
+        curves shown: it grows and shrinks with each update (each probe position).
     title, y_label : str
         Figure title and intensity axis label (:func:`intensity_label` gives the right one
         for a SpectrumImage: counts only for un-normalised data).
@@ -85,8 +86,21 @@ class SpectrumView(ipw.VBox):
     figure : bqplot.Figure
     lines : dict name -> bqplot.Lines ("measured" first, then predictions)
     bands : dict name -> bqplot.Lines with ``fill="between"``
-    children_by_name : dict of the figure, the "fit y" button and the message HTML
+    fix_y : Bool trait (the "fix y" toggle)
+        True holds the intensity range as it is (or as :meth:`set_y_range` set it);
+        False lets it follow the data again.
+    children_by_name : dict of the figure, the "fit y" button, the "fix y" toggle and the
+        message HTML
+
+    Examples
+    --------
+    >>> sv = SpectrumView(energy=np.linspace(0.2, 1.2, 100))
+    >>> sv.set_measured(np.ones(100)); sv.fix_y = True   # hold this range
+    >>> sv.set_measured(5 * np.ones(100)); sv.y_range[1] < 5
+    True
     """
+
+    fix_y = t.Bool(False, help="hold the intensity range; False: it follows the curves")
 
     def __init__(
         self,
@@ -122,14 +136,21 @@ class SpectrumView(ipw.VBox):
             layout=ipw.Layout(width="auto"),
         )
         self.fit_button.on_click(lambda _: self.reset_y_range())
+        self.fix_button = ipw.ToggleButton(
+            value=False, description="fix y", icon="lock", layout=ipw.Layout(width="auto"),
+            tooltip="Hold the intensity range; off, it follows the curves at every probe",
+        )
         self.message = ipw.HTML("")
         self.children_by_name = {
-            "figure": self.figure, "fit_y": self.fit_button, "message": self.message,
+            "figure": self.figure, "fit_y": self.fit_button, "fix_y": self.fix_button,
+            "message": self.message,
         }
         self._energy = np.zeros(0)
         self._fixed_range: tuple[float, float] | None = None
         self._range: tuple[float, float] | None = None  # current auto range
-        super().__init__([self.figure, ipw.HBox([self.fit_button]), self.message])
+        super().__init__([self.figure, ipw.HBox([self.fit_button, self.fix_button]), self.message])
+        t.link((self.fix_button, "value"), (self, "fix_y"))
+        self.observe(self._on_fix_y, "fix_y")
         if energy is not None:
             self.set_energy(energy)
         if y_range is not None:
@@ -264,16 +285,29 @@ class SpectrumView(ipw.VBox):
 
     # --- y range ------------------------------------------------------------
     def set_y_range(self, lo: float | None, hi: float | None = None) -> None:
-        """Fix the intensity range to (lo, hi); ``set_y_range(None)`` returns to auto."""
+        """Fix the intensity range to (lo, hi) (``fix_y`` on); ``set_y_range(None)`` lets it
+        follow the data again (``fix_y`` off)."""
         if lo is None:
+            self.fix_y = False
             self._fixed_range = None
             self.reset_y_range()
             return
+        if hi is None:
+            raise ValueError("set_y_range needs both ends: set_y_range(lo, hi), or None for auto")
         lo, hi = float(lo), float(hi)
         if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
             raise ValueError(f"y range must be finite with hi > lo, got ({lo}, {hi})")
         self._fixed_range = (lo, hi)
+        self.fix_y = True
         self._apply_range(lo, hi)
+
+    def _on_fix_y(self, change: dict) -> None:
+        if change["new"]:
+            if self._fixed_range is None:  # hold what is shown now
+                self._fixed_range = self._range
+        else:
+            self._fixed_range = None
+            self._update_range()
 
     @property
     def y_range(self) -> tuple[float, float] | None:
@@ -281,7 +315,8 @@ class SpectrumView(ipw.VBox):
         return self._fixed_range or self._range
 
     def reset_y_range(self) -> None:
-        """Fit the auto range to the curves currently shown (no-op when fixed)."""
+        """Fit the range to the curves currently shown; with ``fix_y`` on, hold the new fit."""
+        self._fixed_range = None
         self._range = None
         self._update_range()
 
@@ -307,8 +342,8 @@ class SpectrumView(ipw.VBox):
         lo, hi = lo - pad, hi + pad
         room = self._legend_room()
         hi += (hi - lo) * room / (1.0 - room)
-        if self._range is not None:  # expand only: the axis never jumps inward
-            lo, hi = min(lo, self._range[0]), max(hi, self._range[1])
+        if self.fix_y:  # fixed before any data: hold the first fit
+            self._fixed_range = (lo, hi)
         if self._range == (lo, hi):
             return
         self._range = (lo, hi)

@@ -306,6 +306,10 @@ def test_training_progress_advances_and_stops(dashboard_page, artifacts):
     stopped_at = width()
     time.sleep(1.0)
     assert width() == stopped_at, "training kept running after Stop"
+    # the stopped run trains beside the model in use: nothing was replaced
+    note = page.locator(".pw-train-note").first.inner_text()
+    assert "In use: im2spec 2 latent, pre-trained" in note, note
+    assert "all pre-trained" in page.locator(".pw-dashboard-header").first.inner_text()
     _assert_no_errors(page, "after training was started and stopped")
 
 

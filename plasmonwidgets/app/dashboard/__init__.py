@@ -44,6 +44,7 @@ import ipywidgets as ipw
 from plasmonwidgets import pretrained
 
 from .errors import ErrorReporting
+from .metrics import ModelMetrics
 from .settings import SMALL_ENV, SPLIT_AXES, TABS, WINDOW_UNITS, small_settings
 from .state import DashboardState
 from .tabs import DataTab, DesignTab, ErrorsTab, LatentTab, LazyTabs, NMFTab, TrainTab
@@ -51,7 +52,7 @@ from .tabs import DataTab, DesignTab, ErrorsTab, LatentTab, LazyTabs, NMFTab, Tr
 __all__ = ["SMALL_ENV", "SPLIT_AXES", "TABS", "WINDOW_UNITS", "Dashboard", "small_settings"]
 
 
-class Dashboard(ErrorReporting, DashboardState, LazyTabs, DataTab, NMFTab, TrainTab, ErrorsTab,
+class Dashboard(ErrorReporting, DashboardState, ModelMetrics, LazyTabs, DataTab, NMFTab, TrainTab, ErrorsTab,
                 LatentTab, DesignTab, ipw.VBox):
     """The whole workflow in one widget.
 
@@ -81,7 +82,11 @@ class Dashboard(ErrorReporting, DashboardState, LazyTabs, DataTab, NMFTab, Train
     notice_box : HTML, warnings raised by the last action (paths removed), else empty
     tile_window, tile_unit, split_choice, tiles_button : Data tab tile controls
     models : dict (direction, latent) -> model in use, or missing
-    model_notes : dict (direction, latent) -> where the model came from
+    model_notes : dict (direction, latent) -> how the model in use was made ("pre-trained",
+        "trained here, N epochs")
+    trained_runs : dict (direction, latent) -> (model, note) of the last run trained here
+    use_button, revert_button : Train tab: put the last run in use / the packaged model back
+    model_table(key) : test-half metric table of the model in use (None while computing)
     viewer, spectrum_view, tile_view, probe_link, chooser : Data tab parts
     nmf_panel, trainers, error_panels, explorers : other tabs' parts
     children_by_name : the parts above by name, those of unbuilt tabs left out
@@ -150,6 +155,8 @@ class Dashboard(ErrorReporting, DashboardState, LazyTabs, DataTab, NMFTab, Train
         self.model_notes: dict[tuple[str, int], str] = {}
         self.chooser: Any = None
         self._built: set[str] = set()
+        self._metrics_run = 0  # bumped to stop a metrics thread whose data or models changed
+        self._metrics_thread: Any = None
         self._reset_parts()
 
         if catch_widget_errors:

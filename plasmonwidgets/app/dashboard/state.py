@@ -2,12 +2,15 @@
 
 ``set_si`` replaces the data (re-tiles, re-checks the models, rebuilds the tabs);
 ``set_tiling`` changes the tile window or split; ``set_model`` puts a model in use in
-every tab. Pre-trained models are used only when they fit the data's energy axis and
+every tab. A run trained here is kept beside the model in use (``add_trained``) until
+``use_trained`` adopts it; ``revert_to_pretrained`` brings the packaged model back.
+Pre-trained models are used only when they fit the data's energy axis and
 the tile window (``pretrained.check_compatible``).
 """
 
 from __future__ import annotations
 
+import copy
 import html
 import os
 import warnings
@@ -65,6 +68,7 @@ class DashboardState:
         self.models, self.model_notes = {}, {}
         if self.use_pretrained:
             self._load_pretrained()
+        self._start_metrics()
         self._built.clear()
         for box in self._boxes.values():
             box.children = ()
@@ -178,13 +182,64 @@ class DashboardState:
                 refused.append(reason)
                 continue
             self.models[key] = model
-            nmse = model.pretrained_info.get("test_nmse_median")
-            self.model_notes[key] = "pre-trained" + (
-                f", median test NMSE {nmse:.1f} %" if nmse is not None else ""
-            )
+            self.model_notes[key] = "pre-trained"
         self._pretrained_problem = (
             refused[0] if refused else (f"no packaged models ({', '.join(missing)})" if missing else "")
         )
+
+    def add_trained(self, key: tuple[str, int], model: Any, *, epochs: int) -> bool:
+        """Keep a model trained here beside the one in use; returns True if it was put in use.
+
+        A run never replaces a model in use silently: it is used at once only when
+        (direction, latent) has no model yet, else :meth:`use_trained` adopts it.
+        """
+        reason = self._incompatible(model)
+        if reason is not None:
+            raise ValueError(reason)
+        # a copy: Resume goes on training the run's own model, not the one put in use
+        self.trained_runs[key] = (copy.deepcopy(model), f"trained here, {epochs} epochs")
+        if key not in self.models:
+            self.use_trained(key)
+            return True
+        self._update_header()
+        return False
+
+    def use_trained(self, key: tuple[str, int]) -> None:
+        """Put the last model trained here for ``key`` in use in every tab."""
+        run = self.trained_runs.get(key)
+        if run is None:
+            raise ValueError(f"no run of {model_label(key)} has finished here yet; press Start "
+                             "in the Train tab first")
+        self.set_model(key, run[0], note=run[1])
+
+    def can_revert(self, key: tuple[str, int]) -> bool:
+        """True when a packaged model fits the current data and window and is not in use."""
+        if self.model_notes.get(key, "").startswith("pre-trained"):
+            return False
+        if key not in self._pretrained_fits:  # loading a checkpoint takes a moment: once per data
+            try:
+                self._pretrained_fits[key] = self._incompatible(pretrained.load_default(*key)) is None
+            except FileNotFoundError:
+                self._pretrained_fits[key] = False
+        return self._pretrained_fits[key]
+
+    def revert_to_pretrained(self, key: tuple[str, int]) -> None:
+        """Put the packaged model for ``key`` back in use (the run trained here is kept)."""
+        try:
+            model = pretrained.load_default(*key)
+        except FileNotFoundError:
+            raise ValueError(f"no pre-trained {model_label(key)} model ships with this "
+                             "version") from None
+        reason = self._incompatible(model)
+        if reason is not None:
+            raise ValueError(f"the pre-trained {model_label(key)} model does not fit this data: "
+                             f"{reason}")
+        self.set_model(key, model, note="pre-trained")
+
+    def model_in_use(self, key: tuple[str, int]) -> str:
+        """How the model in use for ``key`` was made, e.g. "pre-trained" or
+        "trained here, 5 epochs"; "none" when there is none."""
+        return self.model_notes.get(key, "none")
 
     def set_model(self, key: tuple[str, int], model: Any, note: str = "trained here") -> None:
         """Use ``model`` for (direction, latent) everywhere (probe predictions, errors, latent)."""
@@ -207,7 +262,10 @@ class DashboardState:
         for name in ("Errors", "Latent", "Inverse design"):
             if name in self._built and name != TABS[self.tabs.selected_index or 0]:
                 self._built.discard(name)  # rebuilt with the new model when next opened
+        self._start_metrics()
         self._update_header()
+        if "Train" in self._built:
+            self._show_train_note()
         current = TABS[self.tabs.selected_index or 0]
         if current in ("Errors", "Latent", "Inverse design"):
             self._rebuild(current)
@@ -216,6 +274,12 @@ class DashboardState:
         n = len(self.models)
         problem = getattr(self, "_pretrained_problem", "")
         models = (f"{n} of 4 models ready" if n else "no models yet — train them in the Train tab")
+        if n:
+            made = [(model_label(k), self.model_notes.get(k, "")) for k in KEYS if k in self.models]
+            pre = [label for label, how in made if how.startswith("pre-trained")]
+            here = [f"{label} {how}" for label, how in made if not how.startswith("pre-trained")]
+            parts = ([f"{'all' if len(pre) == n else len(pre)} pre-trained"] if pre else []) + here
+            models += " (" + "; ".join(parts) + ")"
         warn = (f" <span style='color:var(--jp-warn-color1,#8a6d3b)'>({html.escape(problem)})</span>"
                 if problem and n < 4 else "")
         si = self.si
@@ -226,8 +290,14 @@ class DashboardState:
             f"| {html.escape(self.source)}: {si.scan_shape[0]}×"
             f"{si.scan_shape[1]} scan, {si.n_energy} channels | {models}</span>{warn}</div>"
         )
+        self._show_metrics()
+
+    def _show_metrics(self) -> None:
+        """Refresh the captions that name the models in use and their test metrics."""
         if getattr(self, "summary", None) is not None and "Data" in self._built:
             self.summary.value = self._summary_html()
+        if getattr(self, "error_models", None) is not None and "Errors" in self._built:
+            self.error_models.value = self._models_caption(self.error_direction.value)
 
     def _reset_parts(self) -> None:
         self.viewer: Any = None
@@ -242,10 +312,15 @@ class DashboardState:
         self._index_cache: dict[tuple[str, int], Any] = {}
         self._links: list[Any] = []
         self.last_design: Any = None
+        # (direction, latent) -> (model, how it was trained) of the last run here, used or not
+        self.trained_runs: dict[tuple[str, int], tuple[Any, str]] = {}
+        self._pretrained_fits: dict[tuple[str, int], bool] = {}
+        self._metrics: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._pretrained_problem = ""
 
     def _close_parts(self) -> None:
         """Stop background work and release the widgets of the previous data."""
+        self._metrics_run += 1  # a metrics thread still running stops after its model
         for progress in self.trainers.values():
             progress.close()
         for explorer in self.explorers.values():
@@ -268,4 +343,5 @@ class DashboardState:
             ok &= progress.wait(timeout)
         for explorer in self.explorers.values():
             ok &= explorer.wait(timeout)
+        ok &= self.wait_metrics(timeout)
         return bool(ok)

@@ -13,6 +13,7 @@ from plasmonwidgets import pretrained
 from plasmonwidgets.widgets._message import message_html
 from plasmonwidgets.widgets.spectrum_view import intensity_label
 
+from ..metrics import NMSE_HELP
 from ..settings import KEYS, model_label
 from ..ui import note
 
@@ -154,8 +155,14 @@ class DataTab:
         if names:
             rows.append(("regions", html.escape(", ".join(map(str, names)))))
         for key in KEYS:
-            rows.append((model_label(key), html.escape(self.model_notes.get(key, "— (train it)"))))
+            if key in self.models:
+                rows.append((model_label(key), f"{html.escape(self.model_in_use(key))} — "
+                                               f"{self.metric_text(key)}"))
+            else:
+                rows.append((model_label(key), "— (train it in the Train tab)"))
         cells = "".join(f"<tr><td style='padding-right:12px'>{k}</td><td>{v}</td></tr>"
                         for k, v in rows)
         # line-height: the HTML widget's default (one widget row per line) spreads tables out
-        return f"<table class='pw-summary' style='font-size:90%;line-height:1.4'>{cells}</table>"
+        return (f"<table class='pw-summary' style='font-size:90%;line-height:1.4'>{cells}</table>"
+                f"<div style='font-size:85%;color:var(--jp-ui-font-color2,#616161)'>"
+                f"{html.escape(NMSE_HELP)}; the same numbers as in the Errors tab.</div>")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import html
+
 import ipywidgets as ipw
 
 from plasmonwidgets import pretrained
 
+from ..metrics import NMSE_HELP
+from ..settings import KEYS, model_label
 from ..ui import intro
 
 __all__ = ["ErrorsTab"]
@@ -18,6 +22,8 @@ class ErrorsTab:
         self.error_direction = ipw.ToggleButtons(options=list(pretrained.DIRECTIONS),
                                                  description="model")
         self.error_holder = ipw.VBox()
+        self.error_models = ipw.HTML()
+        self.error_models.add_class("pw-error-models")
         self.error_direction.observe(
             self.guard(lambda _c: self._show_error_panel(), "computing error maps"), "value"
         )
@@ -29,6 +35,7 @@ class ErrorsTab:
                 "(the paper's Figs. 3, 5 and S1b). Click a map to move the probe."
             ),
             self.error_direction,
+            self.error_models,
             self.error_holder,
         ]
 
@@ -37,6 +44,7 @@ class ErrorsTab:
 
         direction = self.error_direction.value
         models = {f"{k} latent": m for (d, k), m in sorted(self.models.items()) if d == direction}
+        self.error_models.value = self._models_caption(direction)
         if not models:
             self.error_holder.children = (self._missing_models_note(direction),)
             return
@@ -46,3 +54,16 @@ class ErrorsTab:
                                   map_size=260)
             self.error_panels[direction] = panel
         self.error_holder.children = (panel,)
+
+    def _models_caption(self, direction: str) -> str:
+        """Which models of ``direction`` are in use and how they were trained."""
+        keys = [k for k in KEYS if k[0] == direction and k in self.models]
+        if not keys:
+            return ""
+        rows = "".join(f"<tr><td style='padding-right:12px'>{model_label(k)}:</td>"
+                       f"<td style='padding-right:12px'>{html.escape(self.model_in_use(k))}</td>"
+                       f"<td>{self.metric_text(k)}</td></tr>" for k in keys)
+        return (f"<div style='line-height:1.4;margin:2px 0'>Models in use:<table class='pw-summary' "
+                f"style='font-size:90%'>{rows}</table><span style='font-size:85%;"
+                f"color:var(--jp-ui-font-color2,#616161)'>{html.escape(NMSE_HELP)}; the maps "
+                "below show it pixel by pixel.</span></div>")

@@ -1,8 +1,9 @@
 """Train tab: train im2spec or spec2im (2 or 10 latent) with live progress.
 
 Each (direction, latent) has its own :class:`~plasmonwidgets.widgets.TrainingProgress`;
-Start trains a freshly built model in the Trainer's thread, and when a run ends the
-new model replaces the one in use in every tab (:meth:`DashboardState.set_model`).
+Start trains a freshly built model in the Trainer's thread. A run that ends (finished or
+stopped) is kept beside the model in use (:meth:`DashboardState.add_trained`): "Use this
+model" puts it in every tab, "Revert to pre-trained" brings the packaged model back.
 """
 
 from __future__ import annotations
@@ -35,6 +36,15 @@ class TrainTab:
                                          description="epochs", layout={"width": "160px"})
         self.train_box = ipw.VBox()
         self.train_note = ipw.HTML()
+        self.train_note.add_class("pw-train-note")
+        self.use_button = ipw.Button(description="Use this model", icon="check",
+                                     layout={"width": "160px"})
+        self.use_button.on_click(self.guard(
+            lambda _b: self.use_trained(self._train_key()), "using the trained model"))
+        self.revert_button = ipw.Button(description="Revert to pre-trained", icon="undo",
+                                        layout={"width": "190px"})
+        self.revert_button.on_click(self.guard(
+            lambda _b: self.revert_to_pretrained(self._train_key()), "reverting to pre-trained"))
         for control in (self.train_direction, self.train_latent):
             control.observe(self.guard(lambda _c: self._show_trainer(), "choosing a model"), "value")
         self.epochs.observe(self.guard(self._on_epochs, "setting epochs"), "value")
@@ -43,11 +53,13 @@ class TrainTab:
             intro(
                 f"Train a fresh network on the {len(self.train_set)} training tiles (one half "
                 f"of the scan) and monitor the loss on the {len(self.test_set)} test tiles of the "
-                "other half. When a run finishes (or is stopped) the new model replaces the "
-                "current one in every tab."
+                "other half. A run trains beside the model in use: when it finishes (or is "
+                "stopped), <b>Use this model</b> puts it in every tab and <b>Revert to "
+                "pre-trained</b> brings the packaged model back."
             ),
             ipw.HBox([self.train_direction, self.train_latent, self.epochs]),
             self.train_note,
+            ipw.HBox([self.use_button, self.revert_button]),
             self.train_box,
         ]
 
@@ -84,19 +96,35 @@ class TrainTab:
             def finished(trained: Any, key: tuple[str, int] = key, progress=progress) -> None:
                 epochs = len(progress.trainer.history.train_loss)
                 if epochs == 0:  # stopped inside the first epoch: nothing learned yet
-                    self.train_note.value = message_html(
-                        f"Stopped before the first epoch ended; {model_label(key)} keeps its "
-                        "current model.", "info")
+                    if key == self._train_key():
+                        self._show_train_note("Stopped before the first epoch ended: nothing to use.")
                     return
-                self.set_model(key, trained, note=f"trained here ({epochs} epochs)")
+                self.add_trained(key, trained, epochs=epochs)
+                if key == self._train_key():
+                    self._show_train_note()
 
             progress.on_finished(self.guard(finished, "using the trained model"))
             self.trainers[key] = progress
-        note = self.model_notes.get(key)
-        self.train_note.value = message_html(
-            f"{model_label(key)} in use: {note}." if note else f"No {model_label(key)} model yet.", "info"
-        )
+        self._show_train_note()
         self.train_box.children = (progress,)
+
+    def _show_train_note(self, first: str = "") -> None:
+        """Which model is in use for the chosen key, the last run here, and the buttons
+        (``first``: a sentence put before)."""
+        key = self._train_key()
+        label = model_label(key)
+        text = (f"In use: {label}, {self.model_in_use(key)}." if key in self.models
+                else f"No {label} model in use yet.")
+        text = f"{first} {text}" if first else text
+        run = self.trained_runs.get(key)
+        using_run = run is not None and self.models.get(key) is run[0]
+        if run is not None and not using_run:
+            text += f" Last run here ({run[1]}) is not in use."
+        self.train_note.value = message_html(text, "info")
+        self.use_button.disabled = run is None or using_run
+        # a disabled green button reads as active: colour it only when it can be pressed
+        self.use_button.button_style = "" if self.use_button.disabled else "success"
+        self.revert_button.disabled = not self.can_revert(key)
 
     def _on_epochs(self, change: dict) -> None:
         for progress in self.trainers.values():
