@@ -17,6 +17,7 @@ _PUBLIC = {
     "load": "io",
     "make_tiles": "tiles",
     "TilePairs": "tiles",
+    "TileDataset": "tile_dataset",
     "Im2Spec": "models",
     "Spec2Im": "models",
     "load_model": "models",

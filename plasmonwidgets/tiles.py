@@ -28,7 +28,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .spectrum_image import SpectrumImage
 
-__all__ = ["TilePairs", "make_tiles", "SPLIT_METHODS", "WINDOW_UNITS"]
+__all__ = ["TilePairs", "make_tiles", "split_mask", "tile_layout", "SPLIT_METHODS", "WINDOW_UNITS"]
 
 SPLIT_METHODS = ("halves", "stripes", "blocks", "random")
 
@@ -263,10 +263,9 @@ class TilePairs:
             raise ValueError(f"unknown split method {method!r}; choose one of {SPLIT_METHODS}")
         if not 0.0 < float(test_fraction) < 1.0:
             raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
-        h, w = self.scan_shape
-        along = _split_axis(axis, (h, w))
-        rng = np.random.default_rng(seed)
         if method == "random":
+            _split_axis(axis, self.scan_shape)  # a wrong axis is an error whatever the method
+            rng = np.random.default_rng(seed)
             n_test = int(round(test_fraction * len(self)))
             if n_test in (0, len(self)):
                 raise ValueError(f"test_fraction {test_fraction} leaves an empty set of {len(self)}")
@@ -276,33 +275,57 @@ class TilePairs:
                 self.subset(np.sort(order[n_test:]), dict(info, part="train")),
                 self.subset(np.sort(order[:n_test]), dict(info, part="test")),
             )
-        size = (h, w)[along]
-        index = np.arange(size)
-        if method == "halves":
-            line = index >= int(round(size * (1 - test_fraction)))
-        elif method == "stripes":
-            if n_stripes < 1:
-                raise ValueError("n_stripes must be >= 1")
-            period = size / n_stripes
-            line = (index % period) / period >= 1 - test_fraction
-        if method in ("halves", "stripes"):
-            test_mask = np.broadcast_to(line[:, None] if along == 0 else line[None, :], (h, w))
-            axis_name = _AXIS_NAMES[along]
-        else:
-            if n_blocks < 2:
-                raise ValueError("n_blocks must be >= 2")
-            n_cells = n_blocks * n_blocks
-            n_test = max(1, min(n_cells - 1, int(round(test_fraction * n_cells))))
-            chosen = np.zeros(n_cells, dtype=bool)
-            chosen[rng.choice(n_cells, n_test, replace=False)] = True
-            block_r = np.minimum(np.arange(h) * n_blocks // h, n_blocks - 1)
-            block_c = np.minimum(np.arange(w) * n_blocks // w, n_blocks - 1)
-            test_mask = chosen.reshape(n_blocks, n_blocks)[block_r[:, None], block_c[None, :]]
-            axis_name = None
+        test_mask, axis_name = split_mask(self.scan_shape, method, test_fraction=test_fraction, seed=seed,
+                                          n_stripes=n_stripes, n_blocks=n_blocks, axis=axis)
         train, test = self.split_by_mask(np.asarray(test_mask), method)
         if axis_name is not None:
             train.split_info["axis"] = test.split_info["axis"] = axis_name
         return train, test
+
+
+
+def split_mask(
+    scan_shape: tuple[int, int],
+    method: str = "halves",
+    *,
+    test_fraction: float = 0.5,
+    seed: int = 0,
+    n_stripes: int = 4,
+    n_blocks: int = 4,
+    axis: int | str | None = None,
+) -> tuple[np.ndarray, str | None]:
+    """The (h, w) boolean SI-grid test mask of a spatial split, and the axis name it runs
+    along (None for ``"blocks"``); arguments as for :meth:`TilePairs.split`, which uses it.
+    ``"random"`` depends on the tile count, not on the grid, so it has no mask here.
+    """
+    if method not in SPLIT_METHODS or method == "random":
+        raise ValueError(f"unknown grid split method {method!r}; choose one of {SPLIT_METHODS[:-1]}")
+    if not 0.0 < float(test_fraction) < 1.0:
+        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+    h, w = scan_shape
+    along = _split_axis(axis, (h, w))
+    rng = np.random.default_rng(seed)
+    size = (h, w)[along]
+    index = np.arange(size)
+    if method == "halves":
+        line = index >= int(round(size * (1 - test_fraction)))
+    elif method == "stripes":
+        if n_stripes < 1:
+            raise ValueError("n_stripes must be >= 1")
+        period = size / n_stripes
+        line = (index % period) / period >= 1 - test_fraction
+    if method in ("halves", "stripes"):
+        mask = np.broadcast_to(line[:, None] if along == 0 else line[None, :], (h, w))
+        return np.asarray(mask), _AXIS_NAMES[along]
+    if n_blocks < 2:
+        raise ValueError("n_blocks must be >= 2")
+    n_cells = n_blocks * n_blocks
+    n_test = max(1, min(n_cells - 1, int(round(test_fraction * n_cells))))
+    chosen = np.zeros(n_cells, dtype=bool)
+    chosen[rng.choice(n_cells, n_test, replace=False)] = True
+    block_r = np.minimum(np.arange(h) * n_blocks // h, n_blocks - 1)
+    block_c = np.minimum(np.arange(w) * n_blocks // w, n_blocks - 1)
+    return chosen.reshape(n_blocks, n_blocks)[block_r[:, None], block_c[None, :]], None
 
 
 _AXIS_NAMES = ("rows", "columns")
@@ -371,6 +394,21 @@ def make_tiles(
     >>> pairs = pw.make_tiles(si, window=16)                    # doctest: +SKIP
     >>> pairs = pw.make_tiles(si, window=2, window_unit="si")   # doctest: +SKIP
     """
+    return _make_tiles(si, window, step, pad, window_unit=window_unit, rows=rows, with_spectra=True)
+
+
+def tile_layout(si: SpectrumImage, window: int = 16, step: int = 1, pad: str | None = None, *,
+                window_unit: str = "haadf", rows: tuple[int, int] | None = None) -> TilePairs:
+    """The TilePairs :func:`make_tiles` would return, without reading any spectrum: its
+    ``spectra`` are (N, 0) and ``energy`` is empty. Positions, tiles, splits and
+    ``split_by_mask`` work as usual, so a split can be planned on a scan that is never loaded
+    whole (``plasmonwidgets.tile_dataset``)."""
+    return _make_tiles(si, window, step, pad, window_unit=window_unit, rows=rows, with_spectra=False,
+                       stacklevel=3)
+
+
+def _make_tiles(si: SpectrumImage, window: int, step: int, pad: str | None, *, window_unit: str,
+                rows: tuple[int, int] | None, with_spectra: bool, stacklevel: int = 3) -> TilePairs:
     if not isinstance(si, SpectrumImage):
         raise TypeError(f"make_tiles needs a SpectrumImage, got {type(si).__name__}")
     if isinstance(window, bool) or int(window) != window:
@@ -402,7 +440,7 @@ def make_tiles(
             f"spectrum comes from; use window={s} or more, window_unit='si', or "
             f"si.bin_haadf({_smallest_divisor_at_least(s, s / window)}) first",
             UserWarning,
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
     h, w = si.scan_shape
     grid = tile_grid((H, W), s, window, step=step, pad=pad, rows=rows)
@@ -413,7 +451,10 @@ def make_tiles(
     sr, sc = np.meshgrid(grid.start_r, grid.start_c, indexing="ij")
     starts = np.stack([sr.ravel(), sc.ravel()], axis=1)
     margin = grid.margin
-    if si.is_lazy:
+    energy = si.energy
+    if not with_spectra:
+        spectra, energy = np.empty((positions.shape[0], 0), dtype=np.float32), np.empty(0)
+    elif si.is_lazy:
         spectra = _stream_spectra(si, rows, cols)
     else:
         spectra = si.spectra[rr, cc].reshape(-1, si.n_energy)
@@ -425,7 +466,7 @@ def make_tiles(
         None,
         spectra,
         positions,
-        si.energy,
+        energy,
         (h, w),
         region_labels,
         si.metadata.get("region_names"),

@@ -19,6 +19,9 @@ Design
   (docs/benchmarks.md). The test set is only evaluated for monitoring, never selected on.
 * Data live on the model's device as contiguous normalised tensors; a batch is an
   ``index_select`` of a seeded permutation, so there is no per-batch numpy round trip.
+  A :class:`~plasmonwidgets.TileDataset` (many scans) is instead read band by band of scan
+  rows: each group of bands becomes normalised tensors once and is cut into batches, so
+  memory holds a few bands, never all scans.
 * Losses take normalised targets (per-feature mean removed, divided by one scalar std);
   the default one converts back and weighs each sample's physical squared error by its
   own signal, like the per-sample NMSE the benchmarks report.
@@ -149,6 +152,62 @@ def _pair_arrays(pairs: Any, model: ImSpecModel, name: str) -> tuple[np.ndarray,
     return spectra, images
 
 
+def _is_dataset(data: Any) -> bool:
+    """A TileDataset (read band by band) rather than in-memory TilePairs."""
+    return hasattr(data, "batches") and hasattr(data, "chunks")
+
+
+def _check_dataset(data: Any, model: ImSpecModel, name: str) -> None:
+    """Window and energy channels of a TileDataset against the model (nothing is read)."""
+    if data.window != model.window:
+        raise ValueError(f"{name} has {data.window}x{data.window} tiles but the model expects "
+                         f"window={model.window}; build the TileDataset with "
+                         f"window={model.window} or build the model to match")
+    if data.n_energy != model.n_energy:
+        raise ValueError(f"{name} has spectra with {data.n_energy} energy channels but the "
+                         f"model expects n_energy={model.n_energy}")
+
+
+def streaming_moments(data: Any, direction: str) -> tuple[tuple, tuple, float]:
+    """Normalisation statistics of a TileDataset from one pass over its bands.
+
+    Returns ``(x_stats, y_stats, mean_target_energy)``: for inputs and targets (by the
+    model ``direction``) the count n, the per-feature mean (float64, flattened) and the
+    summed squared deviation from it, merged band by band (Chan et al.), so the result
+    equals ``fit_normalization`` on all tiles at once; and the mean per-sample sum of
+    squared targets (what the relative loss divides by).
+    """
+    stats: dict[str, tuple] = {}
+    energy = 0.0
+    for pairs in data.chunks():
+        for key, arr in (("images", pairs.images), ("spectra", pairs.spectra)):
+            a = arr.reshape(len(arr), -1).astype(np.float64)
+            nb, mb = len(a), a.mean(axis=0)
+            m2b = float(np.square(a - mb).sum())
+            if key not in stats:
+                stats[key] = (nb, mb, m2b)
+                continue
+            n, m, m2 = stats[key]
+            total, d = n + nb, mb - m
+            stats[key] = (total, m + d * (nb / total), m2 + m2b + float(np.square(d).sum()) * n * nb / total)
+        target = pairs.spectra if direction == "im2spec" else pairs.images
+        energy += float(np.square(target.reshape(len(target), -1).astype(np.float64)).sum())
+    x_key, y_key = ("images", "spectra") if direction == "im2spec" else ("spectra", "images")
+    n = stats[y_key][0]
+    return stats[x_key], stats[y_key], energy / n
+
+
+def _set_normalization(net: ImSpecModel, x_stats: tuple, y_stats: tuple) -> None:
+    """Offsets and scales from :func:`streaming_moments`, as ``fit_normalization`` sets them."""
+    with net.lock:
+        for (n, mean, m2), off, scale in ((x_stats, net.x_offset, net.x_scale),
+                                          (y_stats, net.y_offset, net.y_scale)):
+            std = math.sqrt(m2 / (n * mean.size))
+            off.copy_(torch.from_numpy(mean.astype(np.float32).reshape(tuple(off.shape))))
+            scale.fill_(std if std > 1e-12 * max(1.0, float(np.abs(mean).max())) else 1.0)
+        net.normalization_fitted.fill_(True)
+
+
 def carve_validation(train: Any, fraction: float) -> tuple[Any, Any]:
     """Split a training TilePairs spatially into (fit, validation).
 
@@ -191,12 +250,14 @@ def carve_validation(train: Any, fraction: float) -> tuple[Any, Any]:
 LOSSES = ("relative", "mse")
 
 
-def _make_loss(loss: Any, net: ImSpecModel,
-               targets: np.ndarray) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The loss callable for a ``Trainer(loss=...)`` value; ``targets`` (N, ...) physical."""
+def _make_loss(loss: Any, net: ImSpecModel, targets: np.ndarray | None,
+               mean_energy: float | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss callable for a ``Trainer(loss=...)`` value; ``targets`` (N, ...) physical,
+    or their mean per-sample energy when the targets are streamed."""
     if loss == "relative":
-        flat = targets.reshape(len(targets), -1).astype(np.float64)
-        mean_energy = float(np.mean(np.sum(flat ** 2, axis=1)))
+        if mean_energy is None:
+            flat = targets.reshape(len(targets), -1).astype(np.float64)
+            mean_energy = float(np.mean(np.sum(flat ** 2, axis=1)))
         return RelativeSquaredError(net.y_offset, float(net.y_scale), mean_energy).to(net.device)
     if loss == "mse":
         return nn.MSELoss()
@@ -248,8 +309,12 @@ class Trainer:
     ----------
     model : Im2Spec or Spec2Im. Its normalisation is fitted on the training data unless it
         is already fitted (``fit_normalization=None``; force with True/False).
-    train, test : TilePairs. ``test`` (optional, may be smaller than a batch) is only
-        monitored, never used for model selection.
+    train, test : TilePairs, or a :class:`~plasmonwidgets.TileDataset` (many scans read band
+        by band: normalisation statistics come from one streaming pass, batches from
+        ``TileDataset.batches``, the test set is evaluated band by band). ``test``
+        (optional, may be smaller than a batch) is only monitored, never used for model
+        selection. A validation fraction needs TilePairs; with a TileDataset pass
+        ``validation=`` a TilePairs or TileDataset (e.g. of a held-out scan).
     epochs, batch_size, lr, seed : schedule; ``seed`` fixes the batch order (the weight
         initialisation is fixed by the model's own ``seed``).
     validation : None (default: the final epoch's weights are kept), a float fraction of
@@ -333,12 +398,24 @@ class Trainer:
             n_guard = len(train) - len(fit_pairs) - len(val_pairs)
         else:
             fit_pairs, val_pairs, n_guard = train, validation, 0
-        x_fit, y_fit = _pair_arrays(fit_pairs, model, "train")
-        if len(x_fit) < 2:
-            raise ValueError(f"need at least 2 training samples (batch-norm), got {len(x_fit)}")
-        val = None if val_pairs is None or len(val_pairs) == 0 else \
-            _pair_arrays(val_pairs, model, "validation")
-        tst = None if test is None or len(test) == 0 else _pair_arrays(test, model, "test")
+        # a TileDataset stays on disk and is read band by band; TilePairs become arrays
+        self._stream = fit_pairs if _is_dataset(fit_pairs) else None
+
+        def arrays(pairs, what):
+            if pairs is None or len(pairs) == 0:
+                return None
+            if _is_dataset(pairs):
+                _check_dataset(pairs, model, what)
+                return pairs
+            return _pair_arrays(pairs, model, what)
+
+        fitted = arrays(fit_pairs, "train")
+        x_fit, y_fit = (None, None) if self._stream is not None else fitted
+        n = len(fit_pairs) if self._stream is not None else len(x_fit)
+        if n < 2:
+            raise ValueError(f"need at least 2 training samples (batch-norm), got {n}")
+        val = arrays(val_pairs, "validation")
+        tst = arrays(test, "test")
 
         # ---- the private copy that is trained
         with model.lock:
@@ -348,25 +425,32 @@ class Trainer:
             net.energy = energy
             with model.lock:
                 model.energy = energy
-        if fit_normalization or (fit_normalization is None and not net.is_fitted):
-            net.fit_normalization(x_fit, y_fit)
+        refit = fit_normalization or (fit_normalization is None and not net.is_fitted)
+        mean_energy = None
+        if self._stream is None:
+            if refit:
+                net.fit_normalization(x_fit, y_fit)
+        elif refit or loss == "relative":  # one streaming pass over the training bands
+            x_stats, y_stats, mean_energy = streaming_moments(self._stream, net.direction)
+            if refit:
+                _set_normalization(net, x_stats, y_stats)
         self._net = net
         self._device = net.device
         self._autocast = _resolve_precision(precision, self._device)
         self.precision = "float32" if self._autocast is None else "bfloat16"
 
         def tensors(arrays):
-            if arrays is None:
-                return None
+            if arrays is None or _is_dataset(arrays):
+                return arrays  # a TileDataset is converted band by band (_band_tensors)
             x, y = (torch.from_numpy(a).to(self._device) for a in arrays)
             with torch.no_grad():
                 return (net.normalize_inputs(x).contiguous(),
                         net.normalize_targets(y).contiguous())
 
-        self._train_t = tensors((x_fit, y_fit))
+        self._train_t = tensors(fitted)
         self._val_t = tensors(val)
         self._test_t = tensors(tst)
-        self._loss = _make_loss(loss, net, y_fit)
+        self._loss = _make_loss(loss, net, y_fit, mean_energy)
         self.loss_name = {"relative": "relative squared error", "mse": "MSE"}.get(
             loss if isinstance(loss, str) else "", "loss")
         self._opt = _make_optimizer(optimizer, net.parameters(), self.lr)
@@ -375,11 +459,10 @@ class Trainer:
                                                        or isinstance(optimizer, type))
         self._gen = torch.Generator().manual_seed(self.seed)
 
-        n = len(x_fit)
+        self._n_train = n
         # a final batch of one sample would break batch-norm; it is skipped that epoch
         self.n_batches = n // batch_size + (1 if n % batch_size >= 2 else 0)
-        self.history = History(n_train=n, n_val=0 if val is None else len(val[0]),
-                               n_test=0 if tst is None else len(tst[0]), n_guard=n_guard)
+        self.history = History(n_train=n, n_val=_count(val), n_test=_count(tst), n_guard=n_guard)
 
         # ---- run state (resumable)
         self._epoch = 0  # completed epochs
@@ -557,21 +640,33 @@ class Trainer:
         return torch.autocast(self._device.type, dtype=self._autocast,
                               enabled=self._autocast is not None)
 
-    def _evaluate(self, data: tuple[torch.Tensor, torch.Tensor] | None
-                  ) -> tuple[float | None, float | None]:
-        """(mean loss, mean per-sample NMSE in %) of the current weights on ``data``."""
+    def _band_tensors(self, pairs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised (inputs, targets) on the device for one band of a TileDataset."""
+        images, spectra = pairs.images, pairs.spectra
+        x, y = (images, spectra) if self._net.direction == "im2spec" else (spectra, images)
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self._device)
+        y = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(self._device)
+        with torch.no_grad():
+            return self._net.normalize_inputs(x).contiguous(), self._net.normalize_targets(y).contiguous()
+
+    def _evaluate(self, data: Any) -> tuple[float | None, float | None]:
+        """(mean loss, mean per-sample NMSE in %) of the current weights on ``data``: a
+        (inputs, targets) tensor pair, or a TileDataset evaluated band by band."""
         if data is None:
             return None, None
-        x, y = data
+        parts = [data] if isinstance(data, tuple) else map(self._band_tensors, data.chunks())
         net = self._net
         net.eval()
         scale, offset = net.y_scale.double(), net.y_offset.double()
         total = torch.zeros((), device=self._device, dtype=torch.float64)
         nmse_sum = torch.zeros((), device=self._device, dtype=torch.float64)
         n_finite = torch.zeros((), device=self._device, dtype=torch.int64)
+        batches = ((x[i:i + EVAL_CHUNK], y[i:i + EVAL_CHUNK])
+                   for x, y in parts for i in range(0, len(x), EVAL_CHUNK))
+        count = 0
         with torch.inference_mode(), self._autocast_ctx():
-            for i in range(0, len(x), EVAL_CHUNK):
-                xb, yb = x[i:i + EVAL_CHUNK], y[i:i + EVAL_CHUNK]
+            for xb, yb in batches:
+                count += len(xb)
                 pred = net(xb).float()
                 total += self._loss(pred, yb).double() * len(xb)
                 # physical units: the offset cancels in the error, not in the signal
@@ -582,7 +677,7 @@ class Trainer:
                 nmse_sum += ratio[finite].sum()
                 n_finite += finite.sum()
         nmse = 100.0 * float(nmse_sum) / int(n_finite) if int(n_finite) else None
-        return float(total) / len(x), nmse
+        return float(total) / count, nmse
 
     def _snapshot(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self._net.state_dict().items()}
@@ -638,11 +733,16 @@ class Trainer:
 
     def _train_epochs(self) -> None:
         net, opt, loss_fn = self._net, self._opt, self._loss
-        x, y = self._train_t
-        n, bs = len(x), self.batch_size
+        stream = self._stream
+        x, y = self._train_t if stream is None else (None, None)
+        n, bs = self._n_train, self.batch_size
         while self._epoch < self.n_epochs:
             if self._perm is None:  # a fresh epoch (a stopped one resumes mid-way)
-                self._perm = torch.randperm(n, generator=self._gen).to(self._device)
+                if stream is None:
+                    self._perm = torch.randperm(n, generator=self._gen).to(self._device)
+                else:  # bands in a seeded random order, tiles shuffled within each band
+                    self._perm = stream.batches(bs, seed=(self.seed, self._epoch),
+                                                convert=self._band_tensors)
                 self._batch, self._epoch_seen = 0, 0
                 self._epoch_loss.zero_()
                 self._epoch_train_time = self._epoch_wall = 0.0
@@ -657,8 +757,11 @@ class Trainer:
                     return
                 if self._scheduled:
                     self._set_lr()
-                idx = self._perm[self._batch * bs:(self._batch + 1) * bs]
-                xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+                if stream is None:
+                    idx = self._perm[self._batch * bs:(self._batch + 1) * bs]
+                    xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+                else:
+                    xb, yb = next(self._perm)
                 if self.augment == "dihedral":  # one of the 8 exact symmetries per batch
                     r = int(torch.randint(0, 8, (1,), generator=self._gen))
                     xb = dihedral_about_probe(xb, r % 4, r >= 4)
@@ -668,8 +771,8 @@ class Trainer:
                 loss = loss_fn(pred.float(), yb)
                 loss.backward()
                 opt.step()
-                self._epoch_loss += loss.detach() * len(idx)
-                self._epoch_seen += len(idx)
+                self._epoch_loss += loss.detach() * len(xb)
+                self._epoch_seen += len(xb)
                 self._batch += 1
                 now = time.perf_counter()
                 if now - last_event >= self.event_interval_s and self._batch < self.n_batches:
@@ -742,6 +845,13 @@ class Trainer:
                    samples_per_s=h.samples_per_s[-1],
                    eta_s=self._eta(0.0, 0.0),
                    message=f"epoch {epoch}/{self.n_epochs}")
+
+
+def _count(data: Any) -> int:
+    """Samples in an (inputs, targets) pair, a TileDataset, or None."""
+    if data is None:
+        return 0
+    return len(data[0]) if isinstance(data, tuple) else len(data)
 
 
 class _ProgressBar:
