@@ -60,11 +60,11 @@ def phenomenology(result) -> dict:
     return out
 
 
-def convergence(size: int = 24) -> dict:
+def convergence(size: int = 24, near_field: bool = False) -> dict:
     """NMSE between spectra when the explicit buffer, the film radius or the block size change."""
     from plasmonwidgets.simulate.quasistatic.scene import QuasistaticSceneConfig, simulate_quasistatic_scene
 
-    base = QuasistaticSceneConfig()
+    base = QuasistaticSceneConfig(near_field=near_field)
     variants = {"default": {}, "extension 6": {"extension": 6.0}, "extension 12": {"extension": 12.0},
                 "film radius 200": {"film_radius": 200.0}, "film radius 50": {"film_radius": 50.0},
                 "block ratio 4": {"block_ratio": 4.0}, "no far film": {"film_radius": 0.0}}
@@ -114,22 +114,26 @@ def main() -> None:
     ap.add_argument("--no-phenomenology", action="store_true")
     ap.add_argument("--learnability", type=int, default=0, metavar="EPOCHS",
                     help="train im2spec (10 and 2 latents) this many epochs on the halves split")
+    ap.add_argument("--near-field", action="store_true",
+                    help="couple neighbouring cubes through the BEM-calibrated near-field tensor")
     args = ap.parse_args()
     os.environ["PLASMONWIDGETS_CACHE"] = tempfile.mkdtemp(prefix="pw-bench-")
-    from plasmonwidgets.simulate.quasistatic.scene import simulate_quasistatic_scene
+    from plasmonwidgets.simulate.quasistatic.scene import QuasistaticSceneConfig, simulate_quasistatic_scene
+
+    cfg = QuasistaticSceneConfig(near_field=args.near_field)
 
     if args.learnability:
         for k, v in learnability(args.learnability).items():
             print(f"{k}: {v}")
     if args.convergence:
-        for k, v in convergence().items():
+        for k, v in convergence(near_field=args.near_field).items():
             print(f"{k}: {v}")
     for size in args.sizes:
         t = time.perf_counter()
-        simulate_quasistatic_scene(seed=0, size=size)
+        simulate_quasistatic_scene(seed=0, size=size, config=cfg)
         first = time.perf_counter() - t
         t = time.perf_counter()
-        r = simulate_quasistatic_scene(seed=0, size=size)
+        r = simulate_quasistatic_scene(seed=0, size=size, config=cfg)
         again = time.perf_counter() - t
         print(f"{size}x{size}: {first:.1f} s with this process's first call, {again:.1f} s cached "
               f"({r.simulation['n_particles']} + {r.simulation['n_far_particles']} cubes)")

@@ -36,6 +36,7 @@ from scipy import special
 
 from ..beam import Beam, regularised_distance
 from ..eels import CoupledDipoles, coupling_matrices
+from .nearfield import corrected_coupling
 
 __all__ = ["FarFilm", "EmbeddedDipoles", "far_film", "square_lattice_sum"]
 
@@ -67,6 +68,9 @@ class FarFilm:
     sizes: np.ndarray
     volume: float
     pitch: float
+    #: additions to the fine lattice's k = 0 sums (in-plane per axis, z), nm⁻³: the
+    #: near-field factors of :mod:`.nearfield` change the nearest shells' coupling
+    g0_shift: tuple[float, float] = (0.0, 0.0)
 
     @property
     def volumes(self) -> np.ndarray:
@@ -78,7 +82,7 @@ class FarFilm:
         n = self.sizes.astype(float)
         g0 = square_lattice_sum() / self.pitch**3
         common = (1.0 - 1.0 / n) / n**2
-        return 0.5 * g0 * common, -g0 * common
+        return (0.5 * g0 + self.g0_shift[0]) * common, (-g0 + self.g0_shift[1]) * common
 
 
 def far_film(origin: np.ndarray, basis: np.ndarray, *, explicit: np.ndarray,
@@ -165,12 +169,18 @@ class EmbeddedDipoles:
     centers, volumes, r0 : (N, 2) nm, (N,) nm³, (N,) nm: the explicit cubes.
     film : FarFilm, the far film (may be empty).
     far_nodes : Chebyshev nodes per axis for the far sites' beam field over the scan.
+    sides : (N,) nm, optional: the explicit cubes' sides. Given, pairs of cubes (explicit, and
+        single-cube film sites with side ``film_side``) couple through the near-field-corrected
+        tensor of :mod:`.nearfield`; blocks of several cubes keep the plain dipole field.
+    rotations : (N,) rad, optional, and film_rotation: the cubes' in-plane rotations (the
+        near-field factors depend on the pair axis relative to the cube axes).
 
     The coupling is the unscreened G between the particles' total charges (as in
     :class:`.coupling.Cluster`); divide the loss by ε_m as the scene does.
     """
 
-    def __init__(self, beam: Beam, susceptibility, centers, volumes, r0, film: FarFilm, far_nodes: int = 14):
+    def __init__(self, beam: Beam, susceptibility, centers, volumes, r0, film: FarFilm, far_nodes: int = 14,
+                 sides=None, film_side: float | None = None, rotations=None, film_rotation: float = 0.0):
         self.beam = beam
         self.susceptibility = susceptibility
         near = np.asarray(centers, float).reshape(-1, 2)
@@ -179,7 +189,14 @@ class EmbeddedDipoles:
         vol = np.concatenate([np.asarray(volumes, float), film.volumes])
         self.r0 = np.concatenate([np.asarray(r0, float), np.full(len(film.sizes), film.pitch / 2)])
         sp, sz = film.shifts()
-        g_plane, g_z = coupling_matrices(self.centers)
+        if sides is None:
+            g_plane, g_z = coupling_matrices(self.centers)
+        else:
+            block_side = np.where(film.sizes == 1, np.nan if film_side is None else film_side, np.nan)
+            rot = np.concatenate([np.zeros(len(near)) if rotations is None else np.asarray(rotations, float),
+                                  np.full(len(film.sizes), film_rotation)])
+            g_plane, g_z = corrected_coupling(self.centers, np.concatenate([np.asarray(sides, float),
+                                                                            block_side]), rot)
         g_plane[np.diag_indices_from(g_plane)] += np.repeat(np.concatenate([np.zeros(self.n_near), sp]), 2)
         g_z[np.diag_indices_from(g_z)] += np.concatenate([np.zeros(self.n_near), sz])
         s_plane, s_z = np.sqrt(np.repeat(vol, 2)), np.sqrt(vol)
