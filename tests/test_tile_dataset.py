@@ -12,7 +12,6 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage
 
 import plasmonwidgets as pw
 from plasmonwidgets.tiles import TilePairs
@@ -111,20 +110,10 @@ def test_one_window_in_haadf_pixels_and_argument_errors():
 
 # ------------------------------------------------------------------ training on it
 def synthetic_si(size=24, seed=0):
-    """Blobs in the HAADF; each spectrum's peak shifts with the local HAADF intensity."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype(float)
-    haadf = np.zeros((size, size))
-    for _ in range(max(3, size * size // 60)):
-        r0, c0 = rng.uniform(0, size, 2)
-        haadf += np.exp(-((yy - r0) ** 2 + (xx - c0) ** 2) / (2 * rng.uniform(1.5, 3) ** 2))
-    haadf = 100 + 900 * haadf / haadf.max()
-    local = ndimage.gaussian_filter(haadf, 2) / 1000
-    edge = ndimage.gaussian_gradient_magnitude(haadf, 2) / 100
-    energy = np.linspace(0.2, 1.2, E)
-    peak = 1 / (1 + ((energy - (0.5 + 0.4 * local[..., None])) / 0.08) ** 2)
-    spectra = 50 * (peak + edge[..., None] * np.exp(-energy / 0.3))
-    return pw.SpectrumImage(spectra.astype(np.float32), energy, haadf.astype(np.float32))
+    """The training tests' scan: blobs whose spectra shift with the local HAADF intensity."""
+    from test_training import synthetic_si as blobs
+
+    return blobs(size=size, n_energy=E, seed=seed)
 
 
 def concatenated(parts):
