@@ -20,6 +20,8 @@ from .serialization import array_to_buffer, buffer_to_array
 
 __all__ = ["HAADFViewer"]
 
+_BOX_STYLES = ("solid", "dashed", "marker")
+
 _STATIC = Path(__file__).parent / "static"
 
 
@@ -58,6 +60,29 @@ class HAADFViewer(anywidget.AnyWidget):
 
     In the browser: left click or drag places the probe, arrow keys step it one SI
     pixel, the wheel zooms, right/middle drag or shift+drag pans, ``r`` resets the view.
+    Ctrl/Alt/Cmd+click (or the key ``p``, at the probe) asks to pin the spectrum of that
+    pixel and, in ``drag_mode = "region"``, a left drag asks for a region; both reach Python
+    callbacks registered with :meth:`on_pin` and :meth:`on_region` (the viewer itself stores
+    nothing for them).
+    A scale bar (from ``pixel_size``) and the image's intensity scale are drawn unless
+    ``show_scalebar`` / ``show_colorbar`` are off.
+
+    Notes
+    -----
+    ``overlays`` maps a group name to a list of boxes, each a dict with ``x0, y0, x1, y1``
+    (HAADF pixels; columns x, rows y; the box covers ``x0 <= x < x1``, ``y0 <= y < y1``),
+    ``color`` (any CSS colour) and ``label`` (text drawn at the box, may be ""); an optional
+    ``style`` is ``"solid"`` (default), ``"dashed"`` or ``"marker"`` (a ringed dot at the
+    box centre). Groups never overwrite each other: use :meth:`set_boxes` /
+    :meth:`remove_boxes` (or assign a whole new dict: mutating it in place does not sync).
+
+    Examples
+    --------
+    >>> import plasmonwidgets as pw
+    >>> v = HAADFViewer(pw.datasets.nanocube_array(size=24))
+    >>> v.set_boxes("nearest", [v.tile_box(3, 4, color="#e6194b", label="1")])
+    >>> sorted(v.overlays["nearest"][0])
+    ['color', 'label', 'style', 'x0', 'x1', 'y0', 'y1']
     """
 
     _esm = _STATIC / "haadf_viewer.js"
@@ -90,6 +115,15 @@ class HAADFViewer(anywidget.AnyWidget):
     )
     overlay_label = t.Unicode("").tag(sync=True)
 
+    # outlined boxes in HAADF pixels, by group: {"group": [{"x0", "y0", "x1", "y1", "color", "label"}]}
+    overlays = t.Dict(key_trait=t.Unicode(), value_trait=t.List(t.Dict())).tag(sync=True)
+    # left drag: "probe" moves the probe, "region" draws a box and reports it (see on_region)
+    drag_mode = t.Enum(("probe", "region"), default_value="probe").tag(sync=True)
+    region_tool = t.Bool(False).tag(sync=True)  # show the "draw box" button (set by on_region)
+    show_scalebar = t.Bool(True).tag(sync=True)
+    show_colorbar = t.Bool(True).tag(sync=True)  # the HAADF's own intensity scale
+    image_label = t.Unicode("").tag(sync=True)  # caption of the intensity scale ("" -> "image")
+
     title = t.Unicode("").tag(sync=True)
     size = t.Int(400, min=32).tag(sync=True)
     message = t.Unicode("").tag(sync=True)
@@ -109,6 +143,9 @@ class HAADFViewer(anywidget.AnyWidget):
     ):
         super().__init__(cmap=cmap, window=window, size=size, title=title, **kwargs)
         self.si = None
+        self._pin_callbacks: list = []
+        self._region_callbacks: list = []
+        self.on_msg(self._on_front_end_msg)
         self.lut = colormaps.lut_bytes(self.cmap)
         self.overlay_lut = colormaps.lut_bytes(self.overlay_cmap)
         if si is not None and image is not None:
@@ -131,6 +168,7 @@ class HAADFViewer(anywidget.AnyWidget):
         with self.hold_sync():
             self.pixel_size = float(getattr(si, "pixel_size", 1.0))
             self.pixel_unit = str(getattr(si, "pixel_unit", "px"))
+            self.image_label = "HAADF (counts)"
             self.set_image(si.haadf, scale=si.scale)
 
     def set_image(
@@ -240,6 +278,109 @@ class HAADFViewer(anywidget.AnyWidget):
         if self.overlay_shape == [0, 0]:
             return None
         return buffer_to_array(self.overlay, self.overlay_shape)
+
+    # --- outlines (overlays) ---------------------------------------------------
+    def set_boxes(self, group: str, boxes: list[dict]) -> None:
+        """Draw ``boxes`` as group ``group``, replacing only that group (see the class notes)."""
+        self.overlays = {**self.overlays, str(group): list(boxes)}
+
+    def remove_boxes(self, group: str | None = None) -> None:
+        """Remove group ``group`` (absent: nothing happens), or every group when None."""
+        if group is None:
+            self.overlays = {}
+        elif group in self.overlays:
+            self.overlays = {k: v for k, v in self.overlays.items() if k != group}
+
+    def tile_box(
+        self, row: int, col: int, *, color: str = "#ffffff", label: str = "",
+        window: int | None = None, style: str = "solid",
+    ) -> dict:
+        """The box of the ``window``-wide HAADF tile centred on SI pixel (row, col).
+
+        The same rows and columns as :func:`plasmonwidgets.tiles.make_tiles` and the probe's
+        outline (``window`` defaults to the viewer's). Pass it to :meth:`set_boxes`.
+        """
+        win = self.window if window is None else int(window)
+        s = self.scale
+        top = int(row) * s + s // 2 - win // 2
+        left = int(col) * s + s // 2 - win // 2
+        return {"x0": left, "y0": top, "x1": left + win, "y1": top + win, "color": color,
+                "label": str(label), "style": style}
+
+    def pixel_box(
+        self, row0: int, col0: int, row1: int | None = None, col1: int | None = None, *,
+        color: str = "#ffffff", label: str = "", style: str = "solid",
+    ) -> dict:
+        """The box of SI pixels ``row0 <= r < row1``, ``col0 <= c < col1`` in HAADF pixels
+        (one SI pixel when ``row1``/``col1`` are omitted)."""
+        row1 = row0 + 1 if row1 is None else row1
+        col1 = col0 + 1 if col1 is None else col1
+        s = self.scale
+        return {"x0": col0 * s, "y0": row0 * s, "x1": col1 * s, "y1": row1 * s, "color": color,
+                "label": str(label), "style": style}
+
+    @t.validate("overlays")
+    def _check_overlays(self, proposal):
+        out = {}
+        for group, boxes in proposal["value"].items():
+            checked = []
+            for i, box in enumerate(boxes):
+                where = f"overlays[{group!r}][{i}]"
+                if not isinstance(box, dict):
+                    raise t.TraitError(f"{where} must be a dict with x0, y0, x1, y1, color, label")
+                missing = [k for k in ("x0", "y0", "x1", "y1") if k not in box]
+                if missing:
+                    raise t.TraitError(f"{where} lacks {', '.join(missing)} (HAADF pixels)")
+                try:
+                    x0, y0, x1, y1 = (float(box[k]) for k in ("x0", "y0", "x1", "y1"))
+                except (TypeError, ValueError):
+                    raise t.TraitError(f"{where}: x0, y0, x1, y1 must be numbers") from None
+                if not (x1 > x0 and y1 > y0):
+                    raise t.TraitError(f"{where} is empty: need x1 > x0 and y1 > y0, got {box}")
+                style = str(box.get("style", "solid"))
+                if style not in _BOX_STYLES:
+                    raise t.TraitError(f"{where}: style {style!r} is not one of {_BOX_STYLES}")
+                checked.append({"x0": x0, "y0": y0, "x1": x1, "y1": y1,
+                                "color": str(box.get("color", "#ffffff")),
+                                "label": str(box.get("label", "")), "style": style})
+            out[str(group)] = checked
+        return out
+
+    # --- pin and region requests from the browser ------------------------------
+    def on_pin(self, callback, remove: bool = False) -> None:
+        """Call ``callback(row, col)`` when the user Ctrl/Alt/Cmd+clicks SI pixel (row, col)."""
+        (self._pin_callbacks.remove if remove else self._pin_callbacks.append)(callback)
+
+    def on_region(self, callback, remove: bool = False) -> None:
+        """Call ``callback(row0, col0, row1, col1)`` (SI pixels, end exclusive) when the user
+        drags a box in ``drag_mode = "region"``."""
+        (self._region_callbacks.remove if remove else self._region_callbacks.append)(callback)
+        self.region_tool = bool(self._region_callbacks)
+        if not self.region_tool:
+            self.drag_mode = "probe"
+
+    def _on_front_end_msg(self, _widget, content, _buffers) -> None:
+        if not isinstance(content, dict):
+            return
+        event = content.get("event")
+        h, w = self.scan_shape
+        try:
+            if event == "pin":
+                r, c = (int(v) for v in content["position"])
+                if not (0 <= r < h and 0 <= c < w):
+                    raise ValueError(f"pin ({r}, {c}) is outside the SI scan ({h}, {w})")
+                for cb in list(self._pin_callbacks):
+                    cb(r, c)
+            elif event == "region":
+                r0, c0, r1, c1 = (int(v) for v in content["box"])
+                r0, r1 = sorted((max(0, min(h, r0)), max(0, min(h, r1))))
+                c0, c1 = sorted((max(0, min(w, c0)), max(0, min(w, c1))))
+                if r1 <= r0 or c1 <= c0:
+                    raise ValueError("the region is empty: drag over at least one SI pixel")
+                for cb in list(self._region_callbacks):
+                    cb(r0, c0, r1, c1)
+        except Exception as exc:  # a browser gesture has no traceback: say it on the widget
+            self.message = f"{event}: {exc}"
 
     # --- validation and derived traits --------------------------------------
     @t.validate("position")

@@ -4,7 +4,9 @@
 :class:`TileView`: whenever the probe moves, the measured spectrum and tile at
 that SI pixel are shown together with every model's prediction (im2spec models
 predict spectra from the tile, spec2im models predict tiles from the spectrum).
-:func:`link_probe` keeps the probe of two viewers in step.
+:func:`link_probe` keeps the probe of two viewers in step. With an SI and a spectrum
+view, the link also gives spectrum comparison (:class:`~.spectrum_compare.SpectrumCompare`:
+pinned spectra, region sums, energy-window maps), its controls under the spectrum plot.
 """
 
 from __future__ import annotations
@@ -87,6 +89,13 @@ class ProbeLink:
         are reported in the viewer's message).
     window : int, optional
         Tile size when cutting from ``si``; defaults to the models' window, else 16.
+    compare : bool
+        Add pinning, region sums and energy-window maps (:attr:`compare`) when there is an
+        SI and a spectrum view.
+
+    Attributes
+    ----------
+    compare : SpectrumCompare or None
 
     Prediction errors do not raise out of the browser event: they are shown in
     the viewer's ``message`` (and kept in :attr:`last_error`).
@@ -101,6 +110,7 @@ class ProbeLink:
         si: Any = None,
         pairs: Any = None,
         window: int | None = None,
+        compare: bool = True,
     ):
         self.viewer = viewer
         self.spectrum_view = spectrum_view
@@ -137,12 +147,19 @@ class ProbeLink:
         if spectrum_view is not None and spectrum_view.energy.size != pairs.n_energy:
             spectrum_view.set_energy(pairs.energy)
         viewer.window = self.window
+        self.compare = None
+        if compare and self.si is not None and spectrum_view is not None:
+            from .spectrum_compare import SpectrumCompare
+
+            self.compare = SpectrumCompare(viewer, spectrum_view, self.si)
         viewer.observe(self._on_position, names="position")
         self.update()
 
     def unlink(self) -> None:
-        """Stop following the viewer."""
+        """Stop following the viewer (and stop the spectrum comparison)."""
         self.viewer.unobserve(self._on_position, names="position")
+        if self.compare is not None:
+            self.compare.close()
 
     def _on_position(self, _change: dict) -> None:
         self.update()
@@ -195,6 +212,12 @@ def link(
     si: Any = None,
     pairs: Any = None,
     window: int | None = None,
+    compare: bool = True,
 ) -> ProbeLink:
-    """Make clicks on ``viewer`` update ``spectrum_view`` and ``tile_view``; see :class:`ProbeLink`."""
-    return ProbeLink(viewer, spectrum_view, tile_view, models, si=si, pairs=pairs, window=window)
+    """Make clicks on ``viewer`` update ``spectrum_view`` and ``tile_view``; see :class:`ProbeLink`.
+
+    With an SI and a spectrum view (and ``compare=True``) the spectrum view also gets the
+    comparison tools: pin, region box, energy-window map (``link(...).compare``).
+    """
+    return ProbeLink(viewer, spectrum_view, tile_view, models, si=si, pairs=pairs, window=window,
+                     compare=compare)

@@ -86,6 +86,9 @@ class SpectrumView(ipw.VBox):
     figure : bqplot.Figure
     lines : dict name -> bqplot.Lines ("measured" first, then predictions)
     bands : dict name -> bqplot.Lines with ``fill="between"``
+    pinned : dict name -> bqplot.Lines
+        Kept curves (pinned probes, region sums) set with :meth:`set_pinned`; they are not
+        in the figure legend (their owner shows its own) but count for the auto range.
     fix_y : Bool trait (the "fix y" toggle)
         True holds the intensity range as it is (or as :meth:`set_y_range` set it);
         False lets it follow the data again.
@@ -127,6 +130,7 @@ class SpectrumView(ipw.VBox):
         )
         self.lines: dict[str, bq.Lines] = {MEASURED: measured}
         self.bands: dict[str, bq.Lines] = {}
+        self.pinned: dict[str, bq.Lines] = {}
         self.figure = bq.Figure(
             marks=[measured], axes=[x_axis, y_axis], title=title, legend_location="top-right",
             fig_margin=dict(_MARGIN), layout=ipw.Layout(width=width, height=height),
@@ -148,6 +152,7 @@ class SpectrumView(ipw.VBox):
         self._energy = np.zeros(0)
         self._fixed_range: tuple[float, float] | None = None
         self._range: tuple[float, float] | None = None  # current auto range
+        self._extra_marks: list[bq.Mark] = []  # e.g. an energy-window shading
         super().__init__([self.figure, ipw.HBox([self.fit_button, self.fix_button]), self.message])
         t.link((self.fix_button, "value"), (self, "fix_y"))
         self.observe(self._on_fix_y, "fix_y")
@@ -173,7 +178,8 @@ class SpectrumView(ipw.VBox):
         with self.x_scale.hold_sync():
             self.x_scale.min, self.x_scale.max = float(e.min()), float(e.max())
         # curves sampled on another axis no longer mean anything: empty them
-        for marks, empty in ((self.lines, np.zeros(0)), (self.bands, np.zeros((2, 0)))):
+        for marks, empty in ((self.lines, np.zeros(0)), (self.bands, np.zeros((2, 0))),
+                             (self.pinned, np.zeros(0))):
             for mark in marks.values():
                 keep = np.shape(mark.y)[-1] == e.size
                 with mark.hold_sync():
@@ -197,9 +203,47 @@ class SpectrumView(ipw.VBox):
         self.bands.pop(name, None)
         self._sync_marks()
 
+    def set_pinned(self, name: str, y: Any, *, color: str, dashed: bool = False) -> None:
+        """Add or replace the kept curve ``name`` (E,) in ``color``; the y range follows it."""
+        y = _wire(_curve(y, self._energy.size, f"pinned curve {name!r}"))
+        mark = self.pinned.get(name)
+        if mark is None:
+            self.pinned[str(name)] = bq.Lines(
+                x=self._energy, y=y, scales=self._scales, colors=[color], labels=[str(name)],
+                display_legend=False, stroke_width=1.5, line_style="dashed" if dashed else "solid",
+            )
+            self._sync_marks()
+        else:
+            with mark.hold_sync():
+                mark.x = self._energy
+                mark.y = y
+                mark.colors = [color]
+        self._update_range()
+
+    def remove_pinned(self, name: str | None = None) -> None:
+        """Remove kept curve ``name`` (KeyError if absent), or all of them when None."""
+        if name is None:
+            self.pinned.clear()
+        elif name in self.pinned:
+            del self.pinned[name]
+        else:
+            raise KeyError(f"no pinned curve named {name!r}; have {list(self.pinned)}")
+        self._sync_marks()
+        self._update_range()
+
+    def add_controls(self, *widgets: ipw.Widget) -> None:
+        """Show ``widgets`` under the figure's buttons (e.g. a comparison toolbar)."""
+        self.children = (*self.children, *widgets)
+
     @property
     def prediction_names(self) -> list[str]:
         return [n for n in self.lines if n != MEASURED]
+
+    def set_extra_marks(self, marks: list) -> None:
+        """Draw ``marks`` (bqplot marks on :attr:`x_scale`/:attr:`y_scale`) on top of the curves;
+        they do not count for the y range."""
+        self._extra_marks = list(marks)
+        self._sync_marks()
 
     def set_band(self, name: str, lo: Any, hi: Any) -> None:
         """Fill between ``lo`` and ``hi`` (E,) in the colour of series ``name``."""
@@ -277,6 +321,7 @@ class SpectrumView(ipw.VBox):
         for name in self.prediction_names:
             del self.lines[name]
         self.bands.clear()
+        self.pinned.clear()
         with self.lines[MEASURED].hold_sync():
             self.lines[MEASURED].y = np.zeros(0)
             self.lines[MEASURED].x = np.zeros(0)
@@ -323,7 +368,7 @@ class SpectrumView(ipw.VBox):
     def _data_extent(self) -> tuple[float, float] | None:
         finite = [
             np.asarray(m.y, dtype=np.float64).ravel()
-            for m in (*self.lines.values(), *self.bands.values())
+            for m in (*self.lines.values(), *self.bands.values(), *self.pinned.values())
         ]
         values = np.concatenate(finite) if finite else np.zeros(0)
         values = values[np.isfinite(values)]
@@ -374,8 +419,9 @@ class SpectrumView(ipw.VBox):
         return PALETTE[len(self.lines) % len(PALETTE)]
 
     def _sync_marks(self) -> None:
-        # bands first so the lines draw on top of them
-        self.figure.marks = [*self.bands.values(), *self.lines.values()]
+        # bands first so the lines draw on top of them; kept curves under the live ones
+        self.figure.marks = [*self.bands.values(), *self.pinned.values(), *self.lines.values(),
+                             *self._extra_marks]
 
     def show_error(self, text: str) -> None:
         """Show ``text`` as a visible error under the plot ('' hides it)."""

@@ -83,6 +83,24 @@ export function readoutText({ probe, pixelSize, unit, cursor, overlayLabel }) {
   return parts.join(" · ");
 }
 
+// A round scale-bar length (1, 2 or 5 x 10^n) no longer than `target`, in the same unit.
+export function niceLength(target) {
+  if (!(target > 0) || !isFinite(target)) return 0;
+  const p = Math.pow(10, Math.floor(Math.log10(target)));
+  for (const m of [5, 2, 1]) if (m * p <= target * (1 + 1e-9)) return m * p;
+  return p;
+}
+
+// The SI pixel box [r0, c0, r1, c1) (end exclusive) covered by a drag between two image points.
+export function dragToSiBox(a, b, s, h, w) {
+  const clamp = (v, n) => Math.min(n - 1, Math.max(0, v));
+  const r0 = clamp(Math.floor(Math.min(a[0], b[0]) / s), h);
+  const r1 = clamp(Math.floor(Math.max(a[0], b[0]) / s), h) + 1;
+  const c0 = clamp(Math.floor(Math.min(a[1], b[1]) / s), w);
+  const c1 = clamp(Math.floor(Math.max(a[1], b[1]) / s), w) + 1;
+  return [r0, c0, r1, c1];
+}
+
 function el(tag, cls, parent) {
   const node = document.createElement(tag);
   if (cls) node.className = cls;
@@ -102,6 +120,15 @@ function render({ model, el: host }) {
   canvas.setAttribute("data-lm-suppress-shortcuts", "true");
   canvas.setAttribute("data-jp-suppress-context-menu", "");
   canvas.setAttribute("role", "img");
+  // the image's own intensity scale (separate from the overlay's colour bar)
+  const ibar = el("div", "pw-haadf-intensity", root);
+  const ibarLabel = el("span", "pw-haadf-intensity-label", ibar);
+  const ibarMin = el("span", "pw-haadf-intensity-min", ibar);
+  const ibarCanvas = el("canvas", "pw-haadf-intensity-ramp", ibar);
+  const ibarMax = el("span", "pw-haadf-intensity-max", ibar);
+  ibar.title = "Colour scale of the image; values outside it are drawn at its ends";
+  ibarCanvas.width = 256;
+  ibarCanvas.height = 1;
   const bar = el("div", "pw-haadf-colorbar", root);
   const barLabel = el("span", "pw-haadf-colorbar-label", bar);
   const barMin = el("span", "pw-haadf-colorbar-min", bar);
@@ -111,7 +138,11 @@ function render({ model, el: host }) {
   barCanvas.height = 1;
   const footer = el("div", "pw-haadf-footer", root);
   const readout = el("span", "pw-haadf-readout", footer);
-  const reset = el("button", "pw-haadf-reset", footer);
+  const buttons = el("span", "pw-haadf-footer-buttons", footer);
+  const modeButton = el("button", "pw-haadf-mode", buttons);
+  modeButton.textContent = "draw box";
+  modeButton.title = "Left drag draws a region box (its spectrum is overlaid) instead of moving the probe";
+  const reset = el("button", "pw-haadf-reset", buttons);
   reset.textContent = "reset view";
   reset.title = "Reset pan and zoom (key r)";
   const message = el("div", "pw-haadf-message", root);
@@ -128,6 +159,7 @@ function render({ model, el: host }) {
   let pos = model.get("position").slice();
   let hover = null; // [y, x] in image px
   let dirtyBase = true, dirtyOverlay = true, frame = 0;
+  let drag = null; // {mode: "probe" | "pan" | "region", x, y, start?, end?}
 
   // --- geometry ------------------------------------------------------------
   function layout() {
@@ -145,6 +177,7 @@ function render({ model, el: host }) {
     const dpr = window.devicePixelRatio || 1;
     canvas.style.width = cssW + "px";
     canvas.style.height = cssH + "px";
+    root.style.maxWidth = cssW + 10 + "px"; // captions wrap under the image, never widen it
     canvas.width = Math.round(cssW * dpr);
     canvas.height = Math.round(cssH * dpr);
     clampView();
@@ -180,7 +213,11 @@ function render({ model, el: host }) {
       base = null;
       return;
     }
-    base = layerCanvas(values, H, W, packedLut(model.get("lut")), model.get("vmin"), model.get("vmax"));
+    const lut = packedLut(model.get("lut"));
+    base = layerCanvas(values, H, W, lut, model.get("vmin"), model.get("vmax"));
+    rampInto(ibarCanvas, lut);
+    ibarMin.textContent = fmt(model.get("vmin"));
+    ibarMax.textContent = fmt(model.get("vmax"));
     draw();
     const ms = Math.round((performance.now() - t0) * 100) / 100;
     root.dataset.renderMs = String(ms); // readable by browser tests without a kernel
@@ -199,16 +236,103 @@ function render({ model, el: host }) {
     }
     const [lo, hi] = model.get("overlay_range");
     over = layerCanvas(overlayValues, h, w, lut, lo, hi);
-    // colour bar: the LUT itself, stretched by CSS
-    const bctx = barCanvas.getContext("2d");
-    const ramp = bctx.createImageData(256, 1);
-    const ramp32 = new Uint32Array(ramp.data.buffer);
-    for (let i = 0; i < 256; i++) ramp32[i] = lut[i];
-    bctx.putImageData(ramp, 0, 0);
+    rampInto(barCanvas, lut);
     barMin.textContent = fmt(lo);
     barMax.textContent = fmt(hi);
     barLabel.textContent = model.get("overlay_label");
     bar.style.display = "";
+  }
+
+  // colour bar: the LUT itself, stretched by CSS
+  function rampInto(target, lut) {
+    const bctx = target.getContext("2d");
+    const ramp = bctx.createImageData(256, 1);
+    const ramp32 = new Uint32Array(ramp.data.buffer);
+    for (let i = 0; i < 256; i++) ramp32[i] = lut[i];
+    bctx.putImageData(ramp, 0, 0);
+  }
+
+  function strokeColor(width, color) {
+    ctx.lineWidth = width + 2;
+    ctx.strokeStyle = "rgba(0,0,0,0.75)";
+    ctx.stroke();
+    ctx.lineWidth = width;
+    ctx.strokeStyle = color;
+    ctx.stroke();
+  }
+
+  function labelAt(text, x, y, color, dpr) {
+    ctx.font = `${Math.round(11 * dpr)}px sans-serif`;
+    ctx.textBaseline = "bottom";
+    ctx.lineWidth = 3 * dpr;
+    ctx.strokeStyle = "rgba(0,0,0,0.8)";
+    ctx.strokeText(text, x, y);
+    ctx.fillStyle = color;
+    ctx.fillText(text, x, y);
+  }
+
+  // outlines from the `overlays` trait, group by group, plus the box being dragged
+  function drawBoxes(k, sx, sy, dpr) {
+    const groups = model.get("overlays") || {};
+    const counts = {};
+    for (const [name, boxes] of Object.entries(groups)) {
+      counts[name] = boxes.length;
+      for (const b of boxes) {
+        const color = b.color || "#ffffff";
+        const x0 = sx(b.x0), y0 = sy(b.y0), x1 = sx(b.x1), y1 = sy(b.y1);
+        if (b.style === "marker") {
+          const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
+          const rad = Math.max(5 * dpr, (x1 - x0) / 2);
+          ctx.setLineDash([]);
+          ctx.beginPath();
+          ctx.arc(cx, cy, rad, 0, 2 * Math.PI);
+          strokeColor(2 * dpr, color);
+          ctx.beginPath();
+          ctx.arc(cx, cy, 1.5 * dpr, 0, 2 * Math.PI);
+          ctx.fillStyle = color;
+          ctx.fill();
+          if (b.label) labelAt(b.label, cx + rad + 2 * dpr, cy - 2 * dpr, color, dpr);
+          continue;
+        }
+        ctx.setLineDash(b.style === "dashed" ? [4 * dpr, 3 * dpr] : []);
+        ctx.beginPath();
+        ctx.rect(x0, y0, x1 - x0, y1 - y0);
+        strokeColor(1.5 * dpr, color);
+        ctx.setLineDash([]);
+        if (b.label) labelAt(b.label, x0 + 1 * dpr, y0 - 1 * dpr, color, dpr);
+      }
+    }
+    root.dataset.boxes = JSON.stringify(counts); // readable by browser tests
+    if (drag && drag.mode === "region" && drag.end) {
+      const [r0, c0, r1, c1] = dragToSiBox(drag.start, drag.end, s, Math.floor(H / s), Math.floor(W / s));
+      ctx.setLineDash([4 * dpr, 3 * dpr]);
+      ctx.beginPath();
+      ctx.rect(sx(c0 * s), sy(r0 * s), (c1 - c0) * s * k, (r1 - r0) * s * k);
+      strokeColor(1.5 * dpr, "#ffffff");
+      ctx.setLineDash([]);
+    }
+  }
+
+  // a round length in the data's unit, bottom left, about a fifth of the visible width
+  function drawScaleBar(k, dpr) {
+    if (!model.get("show_scalebar")) return;
+    const unit = model.get("pixel_unit");
+    const perPx = model.get("pixel_size") / s; // size of one HAADF pixel
+    if (!(perPx > 0)) return;
+    const length = niceLength(0.2 * (W / zoom) * perPx);
+    if (!length) return;
+    const barPx = (length / perPx) * k;
+    const pad = 6 * dpr, x = pad, y = canvas.height - pad;
+    const text = `${fmt(length)} ${unit}`;
+    ctx.font = `${Math.round(11 * dpr)}px sans-serif`;
+    const tw = ctx.measureText(text).width;
+    ctx.fillStyle = "rgba(0,0,0,0.55)";
+    ctx.fillRect(x - 3 * dpr, y - 20 * dpr, Math.max(barPx, tw) + 6 * dpr, 23 * dpr);
+    ctx.fillStyle = "#ffffff";
+    ctx.fillRect(x, y - 4 * dpr, barPx, 3 * dpr);
+    ctx.textBaseline = "bottom";
+    ctx.fillText(text, x, y - 6 * dpr);
+    root.dataset.scalebar = text;
   }
 
   function strokeTwice(width) {
@@ -245,6 +369,8 @@ function render({ model, el: host }) {
       ctx.arc(sx((c + 0.5) * s), sy((r + 0.5) * s), Math.max(3 * dpr, 0.35 * s * k), 0, 2 * Math.PI);
       strokeTwice(1.5 * dpr);
     }
+    drawBoxes(k, sx, sy, dpr);
+    drawScaleBar(k, dpr);
 
     if (!model.get("show_probe")) return;
     const [r, c] = pos;
@@ -294,6 +420,13 @@ function render({ model, el: host }) {
   function updateText() {
     title.textContent = model.get("title");
     title.style.display = model.get("title") ? "" : "none";
+    ibar.style.display = model.get("show_colorbar") && base ? "" : "none";
+    ibarLabel.textContent = model.get("image_label") || "image";
+    const region = model.get("drag_mode") === "region";
+    modeButton.setAttribute("aria-pressed", String(region));
+    modeButton.style.display = model.get("region_tool") ? "" : "none";
+    modeButton.classList.toggle("pw-haadf-mode-on", region);
+    canvas.classList.toggle("pw-haadf-region-mode", region);
     const msg = model.get("message");
     message.textContent = msg;
     message.style.display = msg ? "" : "none";
@@ -338,15 +471,24 @@ function render({ model, el: host }) {
   }
 
   // --- input -----------------------------------------------------------------
-  let drag = null; // {mode: "probe" | "pan", x, y}
   function onPointerDown(ev) {
     if (!base) return;
     canvas.focus();
-    const pan = ev.button === 1 || ev.button === 2 || (ev.button === 0 && ev.shiftKey);
-    drag = { mode: pan ? "pan" : "probe", x: ev.clientX, y: ev.clientY };
-    canvas.setPointerCapture(ev.pointerId);
-    if (!pan) setProbe(imageToProbe(eventToImage(ev)));
     ev.preventDefault();
+    if (ev.button === 0 && (ev.ctrlKey || ev.altKey || ev.metaKey)) {
+      // pin the spectrum under the cursor; the probe stays where it is
+      model.send({ event: "pin", position: imageToProbe(eventToImage(ev)) });
+      return;
+    }
+    const pan = ev.button === 1 || ev.button === 2 || (ev.button === 0 && ev.shiftKey);
+    const region = !pan && model.get("drag_mode") === "region";
+    drag = { mode: pan ? "pan" : region ? "region" : "probe", x: ev.clientX, y: ev.clientY };
+    canvas.setPointerCapture(ev.pointerId);
+    if (region) {
+      drag.start = eventToImage(ev);
+      drag.end = drag.start;
+      draw();
+    } else if (!pan) setProbe(imageToProbe(eventToImage(ev)));
   }
   function onPointerMove(ev) {
     if (!base) return;
@@ -359,6 +501,9 @@ function render({ model, el: host }) {
       drag.y = ev.clientY;
       clampView();
       draw();
+    } else if (drag && drag.mode === "region") {
+      drag.end = hover;
+      draw();
     } else if (drag) {
       setProbe(imageToProbe(hover));
     }
@@ -369,7 +514,17 @@ function render({ model, el: host }) {
       clearTimeout(sendTimer);
       flushPosition();
     }
+    if (drag && drag.mode === "region" && ev.type === "pointerup") {
+      if (Math.hypot(ev.clientX - drag.x, ev.clientY - drag.y) < 4) {
+        setProbe(imageToProbe(drag.start)); // a click, not a drag: it still moves the probe
+      } else {
+        const box = dragToSiBox(drag.start, drag.end, s, Math.floor(H / s), Math.floor(W / s));
+        model.send({ event: "region", box });
+      }
+    }
+    const wasRegion = drag && drag.mode === "region";
     drag = null;
+    if (wasRegion) draw();
     if (canvas.hasPointerCapture(ev.pointerId)) canvas.releasePointerCapture(ev.pointerId);
   }
   function onLeave() {
@@ -411,6 +566,8 @@ function render({ model, el: host }) {
       const r = Math.min(h - 1, Math.max(0, pos[0] + step[0] * n));
       const c = Math.min(w - 1, Math.max(0, pos[1] + step[1] * n));
       setProbe([r, c]);
+    } else if (ev.key === "p") {
+      model.send({ event: "pin", position: pos.slice() }); // pin the probe's spectrum
     } else if (ev.key === "r" || ev.key === "0") {
       resetView();
     } else if (ev.key === "+" || ev.key === "=" || ev.key === "-") {
@@ -432,6 +589,11 @@ function render({ model, el: host }) {
   canvas.addEventListener("keydown", onKey);
   canvas.addEventListener("contextmenu", noMenu);
   reset.addEventListener("click", resetView);
+  modeButton.addEventListener("click", () => {
+    model.set("drag_mode", model.get("drag_mode") === "region" ? "probe" : "region");
+    model.save_changes();
+    updateText();
+  });
 
   // --- model changes -----------------------------------------------------------
   const handlers = {
@@ -452,6 +614,12 @@ function render({ model, el: host }) {
     "change:window": schedule,
     "change:show_probe": schedule,
     "change:highlight": schedule,
+    "change:overlays": schedule,
+    "change:drag_mode": schedule,
+    "change:region_tool": schedule,
+    "change:show_scalebar": schedule,
+    "change:show_colorbar": schedule,
+    "change:image_label": schedule,
     "change:title": schedule,
     "change:message": schedule,
     "change:pixel_size": schedule,
