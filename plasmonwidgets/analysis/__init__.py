@@ -18,7 +18,14 @@ from .backprojection import BackProjection, LatentIndex, back_project, neighbour
 from .clustering import Clusters, cluster_latent
 from .decomposition import NMFResult, nmf
 from .design import InverseDesign, inverse_design
-from .errors import error_haadf_correlation, error_map, scan_map, tile_errors
+from .errors import (
+    error_haadf_correlation,
+    error_haadf_pairs,
+    error_map,
+    low_signal_map,
+    scan_map,
+    tile_errors,
+)
 from .evaluation import EvaluationTable, evaluate
 from .latent import LatentGrid, embed, latent_grid
 from .predict_file import predict_to_file
@@ -38,11 +45,13 @@ __all__ = [
     "cluster_latent",
     "embed",
     "error_haadf_correlation",
+    "error_haadf_pairs",
     "error_map",
     "evaluate",
     "inverse_design",
     "latent_grid",
     "latent_sweep",
+    "low_signal_map",
     "neighbourhood_preservation",
     "nmf",
     "predict_spectrum_image",

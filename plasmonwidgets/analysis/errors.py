@@ -3,6 +3,11 @@
 The paper (Roccapriore et al., Small 2021, Fig. 3 and S1) shows where in the
 image plane a model predicts well: a normalised MSE per SI pixel, and how that
 error map correlates with the structure (the HAADF).
+
+Where the measured signal is almost zero (vacuum beside a particle, the edge of a
+void) the NMSE divides by almost nothing and reaches hundreds of percent
+without the prediction being bad; ``min_signal`` leaves such pixels out (NaN)
+and :func:`low_signal_map` says which they were, so a display can grey them.
 """
 
 from __future__ import annotations
@@ -22,33 +27,89 @@ from ._inputs import (
     targets_of,
 )
 
-__all__ = ["error_haadf_correlation", "error_map", "scan_map", "tile_errors"]
+__all__ = [
+    "error_haadf_correlation",
+    "error_haadf_pairs",
+    "error_map",
+    "low_signal_map",
+    "scan_map",
+    "tile_errors",
+]
 
 
-def tile_errors(model: Any, pairs: Any, batch_size: int = 1024) -> np.ndarray:
+def _check_fraction(min_signal: float) -> float:
+    frac = float(min_signal)
+    if not (np.isfinite(frac) and 0.0 <= frac < 1.0):
+        raise ValueError(
+            f"min_signal is a fraction of the median signal energy in [0, 1), got {min_signal}; "
+            "e.g. 0.05 leaves out pixels with less than 5 % of the median"
+        )
+    return frac
+
+
+def _low_signal(true: np.ndarray, min_signal: float) -> np.ndarray:
+    """(N,) bool: Σ true² of each sample below ``min_signal`` × the median over samples."""
+    energy = np.sum(np.asarray(true, dtype=np.float64).reshape(len(true), -1) ** 2, axis=-1)
+    if energy.size == 0 or min_signal == 0.0:
+        return np.zeros(energy.shape, dtype=bool)
+    return energy < min_signal * float(np.median(energy))
+
+
+def tile_errors(
+    model: Any, pairs: Any, batch_size: int = 1024, *, min_signal: float = 0.0
+) -> np.ndarray:
     """(N,) normalised MSE in % of each tile's prediction.
 
     NMSE = 100 * Σ(pred − true)² / Σ true², summed over the energy channels
     (im2spec) or over the w×w tile pixels (spec2im), in the physical units
-    ``model.predict`` returns.
+    ``model.predict`` returns. With ``min_signal`` > 0, samples whose measured
+    energy Σ true² is below ``min_signal`` × the median over ``pairs`` are NaN
+    (their NMSE divides by almost nothing; see :func:`low_signal_map`).
     """
     check_model(model)
     check_pairs(pairs)
     check_compatible(model, pairs)
+    frac = _check_fraction(min_signal)
     pred = batched(model.predict, inputs_of(model, pairs), target_shape(model), batch_size)
     true = np.asarray(targets_of(model, pairs), dtype=np.float32)
     n = len(true)
-    return np.asarray(nmse_percent(pred.reshape(n, -1), true.reshape(n, -1), axis=-1))
+    out = np.asarray(nmse_percent(pred.reshape(n, -1), true.reshape(n, -1), axis=-1), dtype=np.float64)
+    out[_low_signal(true, frac)] = np.nan
+    return out
 
 
-def error_map(model: Any, pairs: Any, batch_size: int = 1024) -> np.ndarray:
+def error_map(
+    model: Any, pairs: Any, batch_size: int = 1024, *, min_signal: float = 0.0
+) -> np.ndarray:
     """(h, w) per-pixel normalised MSE in % on the SI scan grid.
 
     Each tile's error (see :func:`tile_errors`) is placed at its SI position
     ``pairs.positions``; pixels without a tile (edges, the other half of a
-    split) are NaN. ``batch_size`` bounds memory during prediction.
+    split) are NaN, and so are near-zero-signal pixels when ``min_signal`` > 0
+    (:func:`low_signal_map` tells them apart). ``batch_size`` bounds memory
+    during prediction.
+
+    Examples
+    --------
+    >>> err = error_map(model, test, min_signal=0.05)  # doctest: +SKIP
+    >>> grey = low_signal_map(model, test, min_signal=0.05)  # doctest: +SKIP
     """
-    return scan_map(tile_errors(model, pairs, batch_size), pairs)
+    return scan_map(tile_errors(model, pairs, batch_size, min_signal=min_signal), pairs)
+
+
+def low_signal_map(model: Any, pairs: Any, *, min_signal: float = 0.05) -> np.ndarray:
+    """(h, w) bool map of the pixels :func:`error_map` leaves out for ``min_signal``.
+
+    True where the measured target of ``model`` (the spectrum for im2spec, the
+    HAADF tile for spec2im) has energy Σ true² below ``min_signal`` × the median
+    over ``pairs``; False elsewhere, including pixels without a tile. No
+    prediction is run.
+    """
+    check_model(model)
+    check_pairs(pairs)
+    frac = _check_fraction(min_signal)
+    low = _low_signal(np.asarray(targets_of(model, pairs)), frac)
+    return scan_map(low.astype(np.float64), pairs) == 1.0
 
 
 def scan_map(values: np.ndarray, pairs: Any) -> np.ndarray:
@@ -116,3 +177,30 @@ def error_haadf_correlation(err: np.ndarray, si: Any) -> tuple[float, float]:
     r = float(np.mean(ez * hz))
     mse = float(np.mean((ez - hz) ** 2))
     return r, mse
+
+
+def error_haadf_pairs(err: np.ndarray, si: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel (HAADF intensity, error) for a scatter plot of error against structure.
+
+    Parameters
+    ----------
+    err : array (h, w)
+        An error map (NaN pixels are left out).
+    si : SpectrumImage or array (h, w)
+        Its HAADF averaged onto the SI grid, as in :func:`error_haadf_correlation`.
+
+    Returns
+    -------
+    (haadf, error) : two (n,) float64 arrays over the pixels where both are finite,
+        row-major order.
+    """
+    haadf = si.haadf_on_si_grid() if hasattr(si, "haadf_on_si_grid") else si
+    err = np.asarray(err, dtype=np.float64)
+    haadf = np.asarray(haadf, dtype=np.float64)
+    if err.shape != haadf.shape or err.ndim != 2:
+        raise ValueError(
+            f"error map shape {err.shape} differs from the HAADF on the SI grid {haadf.shape}; "
+            "compute the error map from tiles of this SpectrumImage"
+        )
+    valid = np.isfinite(err) & np.isfinite(haadf)
+    return haadf[valid], err[valid]

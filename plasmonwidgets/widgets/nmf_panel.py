@@ -2,7 +2,11 @@
 
 Choosing a component overlays its abundance map on a linked :class:`HAADFViewer`
 and emphasises its endmember. The abundance thumbnails are small HAADFViewers
-whose probe follows the linked viewer, so clicking a thumbnail moves the probe.
+whose probe follows the linked viewer, so clicking a thumbnail moves the probe;
+the probe shows there as a small ring (a crosshair would cut the small maps).
+Component k has the colour :func:`colormaps.nmf_color` ``(k)`` in its map's
+title and its endmember curve, the same as in the tutorial notebooks; each map
+carries its own colour bar (abundance) and scale bar.
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ import bqplot as bq
 import ipywidgets as ipw
 import numpy as np
 
+from . import colormaps
 from ._message import message_html
 from .haadf_viewer import HAADFViewer
 from .linking import link_probe
-from .spectrum_view import PALETTE
 
 __all__ = ["NMFPanel"]
 
@@ -43,7 +47,20 @@ class NMFPanel(ipw.VBox):
 
     Named children (``children_by_name``): "n_components" (BoundedIntText),
     "run" (Button), "component" (ToggleButtons, value = component index or -1),
-    "maps" (HBox of HAADFViewer), "spectra" (bqplot Figure), "message" (HTML).
+    "maps" (HBox of (title, HAADFViewer) boxes), "spectra" (bqplot Figure), "message" (HTML).
+
+    Attributes
+    ----------
+    thumbnails : list of HAADFViewer, one abundance map per component
+    titles : list of ipywidgets.HTML, each map's title in its component's colour
+    colors : list of "#rrggbb", component k's colour (:data:`colormaps.NMF_COLORS`)
+
+    Examples
+    --------
+    >>> import plasmonwidgets as pw
+    >>> panel = NMFPanel(pw.datasets.nanocube_array(size=24), n_components=2, run=True)
+    >>> panel.colors == list(colormaps.NMF_COLORS[:2])
+    True
     """
 
     def __init__(
@@ -53,7 +70,7 @@ class NMFPanel(ipw.VBox):
         n_components: int = 4,
         max_components: int = 10,
         run: bool = False,
-        thumbnail_size: int = 120,
+        thumbnail_size: int = 130,
     ):
         if not hasattr(si, "spectra") or not hasattr(si, "energy"):
             raise TypeError(f"NMFPanel needs a SpectrumImage, got {type(si).__name__}")
@@ -66,6 +83,10 @@ class NMFPanel(ipw.VBox):
         self.result = None  # analysis.NMFResult after a run
         self.thumbnail_size = int(thumbnail_size)
         self.thumbnails: list[HAADFViewer] = []
+        self.titles: list[ipw.HTML] = []
+        self.colorbars: list[ipw.HTML] = []
+        self._cells: list[ipw.VBox] = []
+        self.colors: list[str] = []
         self._probe_links: list[Any] = []
 
         self.n_components = ipw.BoundedIntText(
@@ -148,7 +169,8 @@ class NMFPanel(ipw.VBox):
     # --- internals ------------------------------------------------------------
     def _show(self, result: Any) -> None:
         n = len(result.spectra)
-        colors = [PALETTE[k % len(PALETTE)] for k in range(n)]
+        colors = [colormaps.nmf_color(k) for k in range(n)]
+        self.colors = colors
         with self.spectra_lines.hold_sync():
             self.spectra_lines.y = result.spectra
             self.spectra_lines.colors = colors
@@ -159,25 +181,59 @@ class NMFPanel(ipw.VBox):
         self._probe_links = []
         # reuse thumbnails; only create what is missing
         while len(self.thumbnails) < n:
-            self.thumbnails.append(
-                HAADFViewer(image=result.maps[0], cmap="viridis", window=0,
-                            size=self.thumbnail_size)
-            )
+            thumb = HAADFViewer(image=result.maps[0], cmap="viridis", window=0,
+                                size=self.thumbnail_size, show_probe=False)
+            thumb.observe(self._mark_probe, names="position")
+            title = ipw.HTML(layout=ipw.Layout(width=f"{self.thumbnail_size}px"))
+            bar = ipw.HTML(layout=ipw.Layout(width=f"{self.thumbnail_size + 12}px"))
+            self.thumbnails.append(thumb)
+            self.titles.append(title)
+            self.colorbars.append(bar)
+            self._cells.append(ipw.VBox([title, thumb, bar], layout=ipw.Layout(margin="0 12px 6px 0")))
         for k in range(n):
             thumb = self.thumbnails[k]
-            thumb.set_image(result.maps[k], scale=1)
-            thumb.title = f"C{k + 1}"
-            thumb.show_probe = self.viewer is not None
+            lo, hi = self.map_range(result.maps[k])
+            with thumb.hold_sync():
+                thumb.set_image(result.maps[k], scale=1, vmin=lo, vmax=hi)
+                thumb.title = ""  # the coloured title above says which component
+                # the physical scale of the SI grid, for the viewer's scale bar
+                thumb.pixel_size = float(getattr(self.si, "pixel_size", 1.0))
+                thumb.pixel_unit = str(getattr(self.si, "pixel_unit", "px"))
+                if thumb.has_trait("image_label"):
+                    thumb.image_label = f"C{k + 1} abundance"
+                if thumb.has_trait("show_colorbar"):
+                    thumb.show_colorbar = False  # too wide for a small map: the bar below instead
+            self.colorbars[k].value = colormaps.colorbar_html(
+                "viridis", lo, hi, width=self.thumbnail_size, label="abundance (a.u.)")
+            self.titles[k].value = (
+                f"<div style='font-weight:bold;color:{colors[k]};line-height:1.3'>"
+                f"<span style='display:inline-block;width:18px;height:3px;background:{colors[k]};"
+                f"vertical-align:middle;margin-right:4px'></span>C{k + 1}</div>"
+            )
             if self.viewer is not None:
                 thumb.position = list(self.viewer.position)
                 self._probe_links.append(link_probe(self.viewer, thumb))
-        self.maps_box.children = tuple(self.thumbnails[:n])
+            self._mark_probe({"owner": thumb})
+        self.maps_box.children = tuple(self._cells[:n])
         previous = self.component.value
         self.component.options = [("none", NONE)] + [(f"C{k + 1}", k) for k in range(n)]
         if previous != NONE and previous < n:
             self._apply(previous)  # same value: the observer does not fire
         else:
             self.component.value = NONE
+
+    @staticmethod
+    def map_range(abundance: np.ndarray) -> tuple[float, float]:
+        """(0, 99.5th percentile) display range of an abundance map (a few hot pixels saturate)."""
+        finite = np.asarray(abundance, dtype=np.float64)
+        finite = finite[np.isfinite(finite)]
+        hi = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+        return 0.0, hi if hi > 0 else 1.0
+
+    def _mark_probe(self, change: dict) -> None:
+        # a small ring at the probe instead of a crosshair across the whole small map
+        thumb = change["owner"]
+        thumb.highlight = [list(thumb.position)] if self.viewer is not None else []
 
     def _on_component(self, change: dict) -> None:
         self._apply(change["new"])
