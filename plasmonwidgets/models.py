@@ -45,6 +45,7 @@ from .device import select_device
 from .nn.decoders import ImageDecoder, SpectrumDecoder
 from .nn.encoders import ImageEncoder, SpectrumEncoder
 from .nn.symmetry import rotation_average
+from .roles import IM2SPEC, SPEC2IM, Role, role_of
 
 __all__ = ["PRESETS", "CheckpointError", "Im2Spec", "ImSpecModel", "Spec2Im", "load_model", "model_class"]
 
@@ -61,15 +62,42 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+class _FromRole:
+    """A read-only attribute read from the class's :class:`~plasmonwidgets.roles.Role`
+    (on the class and on instances): a model cannot be relabelled after it is built."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type) -> str:
+        return getattr(owner.role, self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        raise AttributeError(f"{self.name} is fixed by the model class ({type(obj).__name__}); "
+                             "build an Im2Spec or a Spec2Im instead")
+
+
 class ImSpecModel(nn.Module):
     """Base class: normalisation buffers, numpy inference, locking, save/load.
 
-    Subclasses set ``direction``, ``input_shape``, ``target_shape`` and build
-    ``self.encoder`` (normalised (N, *input_shape) -> (N, d)) and ``self.decoder``
-    ((N, d) -> normalised (N, *target_shape)).
+    Subclasses set ``role`` (what the model reads and predicts), ``input_shape``,
+    ``target_shape`` and build ``self.encoder`` (normalised (N, *input_shape) -> (N, d))
+    and ``self.decoder`` ((N, d) -> normalised (N, *target_shape)). Callers ask the model
+    for its inputs and targets (:meth:`inputs_of`, :meth:`targets_of`, ``input_kind``,
+    ``target_kind``) instead of testing ``direction``, which stays as a read-only label
+    (checkpoints, file names, tables).
+
+    Examples
+    --------
+    >>> model = Im2Spec(window=16, n_energy=64, latent_dim=2, device="cpu")
+    >>> model.input_kind, model.target_kind, model.direction
+    ('image', 'spectrum', 'im2spec')
     """
 
-    direction: ClassVar[str]
+    role: ClassVar[Role]
+    direction = _FromRole()
+    input_kind = _FromRole()
+    target_kind = _FromRole()
     input_name: ClassVar[str]
     target_name: ClassVar[str]
 
@@ -89,6 +117,34 @@ class ImSpecModel(nn.Module):
         self.register_buffer("normalization_fitted", torch.zeros((), dtype=torch.bool))
 
     # ----------------------------------------------------------------- description
+    def inputs_of(self, pairs: Any) -> Any:
+        """What this model reads from ``pairs`` (TilePairs): tiles (N, w, w) for Im2Spec,
+        spectra (N, E) for Spec2Im.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from types import SimpleNamespace
+        >>> pairs = SimpleNamespace(images=np.zeros((5, 16, 16)), spectra=np.zeros((5, 64)))
+        >>> Spec2Im(n_energy=64, window=16, device="cpu").inputs_of(pairs).shape
+        (5, 64)
+        """
+        return self.role.inputs_of(pairs)
+
+    def targets_of(self, pairs: Any) -> Any:
+        """What this model predicts for ``pairs``: spectra (N, E) for Im2Spec, tiles
+        (N, w, w) for Spec2Im.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from types import SimpleNamespace
+        >>> pairs = SimpleNamespace(images=np.zeros((5, 16, 16)), spectra=np.zeros((5, 64)))
+        >>> Spec2Im(n_energy=64, window=16, device="cpu").targets_of(pairs).shape
+        (5, 16, 16)
+        """
+        return self.role.targets_of(pairs)
+
     @property
     def config(self) -> dict[str, Any]:
         """Constructor arguments (architecture) that rebuild this model; a copy."""
@@ -143,6 +199,15 @@ class ImSpecModel(nn.Module):
 
         ``inputs`` (N, *input_shape) and ``targets`` (N, *target_shape) in physical units,
         normally the training set. Statistics are accumulated in float64.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> model = Im2Spec(window=8, n_energy=32, device="cpu")
+        >>> rng = np.random.default_rng(0)
+        >>> model.fit_normalization(rng.uniform(50, 100, (20, 8, 8)), rng.uniform(size=(20, 32)))
+        >>> model.is_fitted, tuple(model.y_offset.shape)   # per-channel target mean (E,)
+        (True, (32,))
         """
         x = self._check_batch(inputs, self.input_shape, self.input_name, allow_single=False)
         y = self._check_batch(targets, self.target_shape, self.target_name, allow_single=False)
@@ -175,18 +240,42 @@ class ImSpecModel(nn.Module):
 
     # --------------------------------------------------------------------- numpy API
     def encode(self, x: Any) -> np.ndarray:
-        """Physical inputs (N, *input_shape) or one sample -> latent (N, d) or (d,), float32."""
+        """Physical inputs (N, *input_shape) or one sample -> latent (N, d) or (d,), float32.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> model = Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")
+        >>> model.encode(np.ones((3, 8, 8))).shape, model.encode(np.ones((8, 8))).shape
+        ((3, 2), (2,))
+        """
         return self._run(lambda t: self.encoder(self.normalize_inputs(t)),
                          x, self.input_shape, self.input_name, (self.latent_dim,))
 
     def decode(self, z: Any) -> np.ndarray:
-        """Latent (N, d) or (d,) -> physical targets (N, *target_shape) or one target."""
+        """Latent (N, d) or (d,) -> physical targets (N, *target_shape) or one target.
+
+        Examples
+        --------
+        >>> model = Spec2Im(n_energy=32, window=8, latent_dim=2, pool=4, device="cpu")
+        >>> model.decode([0.0, 1.0]).shape                 # one latent point -> one tile
+        (8, 8)
+        """
         return self._run(lambda t: self.denormalize_targets(self.decoder(t)),
                          z, (self.latent_dim,), "latent vector",
                          self.target_shape)
 
     def predict(self, x: Any) -> np.ndarray:
-        """Physical inputs -> physical targets; ``decode(encode(x))`` in one pass."""
+        """Physical inputs -> physical targets; ``decode(encode(x))`` in one pass.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> model = Im2Spec(window=8, n_energy=32, device="cpu")
+        >>> x = np.ones((4, 8, 8))
+        >>> np.allclose(model.predict(x), model.decode(model.encode(x)), atol=1e-5)
+        True
+        """
         return self._run(lambda t: self.denormalize_targets(self(self.normalize_inputs(t))),
                          x, self.input_shape, self.input_name, self.target_shape)
 
@@ -240,7 +329,15 @@ class ImSpecModel(nn.Module):
 
     # ------------------------------------------------------------------ copy / io
     def clone(self, device: str | torch.device | None = None) -> ImSpecModel:
-        """An independent copy (weights, normalisation, energy) with its own lock."""
+        """An independent copy (weights, normalisation, energy) with its own lock.
+
+        Examples
+        --------
+        >>> model = Im2Spec(window=8, n_energy=32, device="cpu")
+        >>> twin = model.clone()
+        >>> twin is not model and twin.lock is not model.lock and twin.config == model.config
+        True
+        """
         with self.lock:
             other = type(self)(**self.config, device=device or self.device)
             other.load_state_dict(self.state_dict())
@@ -255,6 +352,14 @@ class ImSpecModel(nn.Module):
 
         ``extra``: optional plain-data dict (numbers, strings, lists) stored alongside,
         e.g. the training history. Returns the path written.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> model = Spec2Im(n_energy=32, window=8, latent_dim=2, pool=4, device="cpu")
+        >>> path = model.save(pathlib.Path(tempfile.mkdtemp()) / "spec2im.pt", extra={"note": "demo"})
+        >>> type(load_model(path, device="cpu")).__name__
+        'Spec2Im'
         """
         with self.lock:
             state = {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}
@@ -322,12 +427,15 @@ class Im2Spec(ImSpecModel):
 
     Examples
     --------
-    >>> model = pw.Im2Spec(window=16, n_energy=si.n_energy, latent_dim=10, energy=si.energy)
-    >>> paper = pw.Im2Spec(window=16, n_energy=si.n_energy, latent_dim=10, preset="paper")
-    >>> model.predict(tiles).shape           # tiles (N, 16, 16) -> spectra (N, E)
+    >>> import numpy as np
+    >>> model = Im2Spec(window=16, n_energy=100, latent_dim=10, device="cpu")
+    >>> paper = Im2Spec(window=16, n_energy=100, latent_dim=10, preset="paper", device="cpu")
+    >>> tiles = np.full((5, 16, 16), 300.0)             # 5 HAADF tiles, counts
+    >>> model.predict(tiles).shape                      # -> 5 spectra (N, E)
+    (5, 100)
     """
 
-    direction = "im2spec"
+    role = IM2SPEC
     input_name = "HAADF tile(s)"
     target_name = "spectra"
 
@@ -385,11 +493,13 @@ class Spec2Im(ImSpecModel):
 
     Examples
     --------
-    >>> model = pw.Spec2Im(n_energy=si.n_energy, window=16, latent_dim=2, energy=si.energy)
-    >>> model.predict(spectra).shape         # spectra (N, E) -> tiles (N, 16, 16)
+    >>> import numpy as np
+    >>> model = Spec2Im(n_energy=100, window=16, latent_dim=2, device="cpu")
+    >>> model.predict(np.ones((5, 100))).shape          # 5 spectra (N, E) -> tiles (N, w, w)
+    (5, 16, 16)
     """
 
-    direction = "spec2im"
+    role = SPEC2IM
     input_name = "spectra"
     target_name = "HAADF tile(s)"
 
@@ -455,11 +565,8 @@ def model_class(direction: str) -> type[ImSpecModel]:
     >>> model_class("spec2im").__name__
     'Spec2Im'
     """
-    for cls in MODEL_CLASSES.values():
-        if cls.direction == direction:
-            return cls
-    raise ValueError(f"direction must be one of {[c.direction for c in MODEL_CLASSES.values()]}, "
-                     f"got {direction!r}")
+    role = role_of(direction)  # raises on an unknown label
+    return next(cls for cls in MODEL_CLASSES.values() if cls.role is role)
 
 
 def load_model(path: str | Path, device: str | torch.device | None = None) -> ImSpecModel:
@@ -468,6 +575,15 @@ def load_model(path: str | Path, device: str | torch.device | None = None) -> Im
     Only tensors and plain data are unpickled (``torch.load(weights_only=True)``); a
     foreign, truncated or incompatible file raises :class:`CheckpointError`.
     ``device``: where to put the model (None: CUDA, then MPS, then CPU).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = Im2Spec(window=8, n_energy=32, device="cpu").save(
+    ...     pathlib.Path(tempfile.mkdtemp()) / "im2spec.pt")
+    >>> model = load_model(path, device="cpu")
+    >>> model.direction, model.window, model.n_energy
+    ('im2spec', 8, 32)
     """
     payload = read_checkpoint(path)
     name = payload["model_class"]

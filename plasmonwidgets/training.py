@@ -46,15 +46,33 @@ from .losses import RelativeSquaredError
 from .metrics import nmse_percent
 from .models import ImSpecModel
 from .nn.symmetry import dihedral_about_probe
+from .roles import role_of
 
-__all__ = ["History", "ProgressEvent", "Trainer", "TrainingError", "nmse_percent", "train"]
+__all__ = ["EventQueue", "History", "ProgressEvent", "Trainer", "TrainingError", "nmse_percent",
+           "train"]
 
 STATES = ("idle", "running", "stopping", "stopped", "finished", "failed")
 EVAL_CHUNK = 256  # samples per evaluation forward pass (cache-friendly on CPU)
 
 
 class TrainingError(RuntimeError):
-    """Training failed (e.g. the loss became NaN/Inf). ``.history`` holds the epochs done."""
+    """Training failed (e.g. the loss became NaN/Inf). ``.history`` holds the epochs done.
+
+    Examples
+    --------
+    >>> import numpy as np, plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))       # 12x12 scan, E = 32
+    >>> train_set, test_set = pw.make_tiles(si, window=8, pad="reflect").split("halves")
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")
+    >>> nan_loss = lambda pred, target: ((pred - target) ** 2).mean() * float("nan")
+    >>> try:
+    ...     pw.train(model, train_set, epochs=2, loss=nan_loss, progress=False)
+    ... except pw.TrainingError as err:
+    ...     print(len(err.history), "epochs done;", str(err).split(" in ")[0])
+    0 epochs done; the training loss became nan
+    """
 
     def __init__(self, message: str, history: History):
         super().__init__(message)
@@ -73,6 +91,12 @@ class ProgressEvent:
     the time left. ``val_loss`` is the validation loss used for model selection.
     ``test_nmse`` is the mean per-sample NMSE (%, physical units, as ``analysis.error_map``
     reports it) on the test set, when it was evaluated.
+
+    Examples
+    --------
+    >>> event = ProgressEvent(kind="epoch", epoch=3, n_epochs=30, train_loss=0.012)
+    >>> f"{event.epoch}/{event.n_epochs}: loss {100 * event.train_loss:.2g} %"  # relative loss
+    '3/30: loss 1.2 %'
     """
 
     kind: str
@@ -100,6 +124,12 @@ class History:
     likewise). ``epoch_time`` is wall time per epoch including evaluation;
     ``samples_per_s`` is the training-pass throughput (evaluation excluded).
     ``best_epoch`` (1-based) is the epoch whose weights the model holds at the end.
+
+    Examples
+    --------
+    >>> history = History(train_loss=[0.2, 0.1], test_nmse=[None, 9.5])
+    >>> len(history), history.as_dict()["test_nmse"]          # epochs done; NMSE in %
+    (2, [None, 9.5])
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -120,8 +150,51 @@ class History:
         return len(self.train_loss)
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain-data copy (lists, numbers, strings), e.g. to store in a checkpoint."""
+        """Plain-data copy (lists, numbers, strings), e.g. to store in a checkpoint.
+
+        Examples
+        --------
+        >>> History(train_loss=[0.5]).as_dict()["train_loss"]
+        [0.5]
+        """
         return asdict(self)
+
+
+class EventQueue:
+    """A progress subscriber that keeps events for a reader on another thread.
+
+    ``queue(event)`` appends (called by the trainer on its thread); :meth:`poll` drains.
+    Holds the newest ``maxlen`` events (older ones are dropped, never blocking training).
+
+    Examples
+    --------
+    >>> queue = EventQueue()
+    >>> queue(ProgressEvent(kind="epoch", epoch=1, n_epochs=3))
+    >>> [event.kind for event in queue.poll()], queue.poll()
+    (['epoch'], [])
+    """
+
+    def __init__(self, maxlen: int = 10_000):
+        self._events: collections.deque[ProgressEvent] = collections.deque(maxlen=maxlen)
+
+    def __call__(self, event: ProgressEvent) -> None:
+        self._events.append(event)  # deque.append is atomic: no lock needed
+
+    def poll(self) -> list[ProgressEvent]:
+        """Drain and return the events queued since the last poll (thread-safe).
+
+        Examples
+        --------
+        >>> queue = EventQueue()
+        >>> queue.poll()                                # nothing delivered yet
+        []
+        """
+        out = []
+        while True:
+            try:
+                out.append(self._events.popleft())
+            except IndexError:
+                return out
 
 
 # ---------------------------------------------------------------------------- data
@@ -147,9 +220,14 @@ def _pair_arrays(pairs: Any, model: ImSpecModel, name: str) -> tuple[np.ndarray,
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name}.{what} contains {int((~np.isfinite(arr)).sum())} "
                              f"NaN/Inf values; clean the data before training")
-    if model.direction == "im2spec":
-        return images, spectra
-    return spectra, images
+    return model.inputs_of(_Arrays(images, spectra)), model.targets_of(_Arrays(images, spectra))
+
+
+class _Arrays:
+    """Checked float32 tiles and spectra, read by ``model.inputs_of`` / ``targets_of``."""
+
+    def __init__(self, images: np.ndarray, spectra: np.ndarray):
+        self.images, self.spectra = images, spectra
 
 
 def _is_dataset(data: Any) -> bool:
@@ -168,19 +246,35 @@ def _check_dataset(data: Any, model: ImSpecModel, name: str) -> None:
                          f"model expects n_energy={model.n_energy}")
 
 
-def streaming_moments(data: Any, direction: str) -> tuple[tuple, tuple, float]:
+def streaming_moments(data: Any, role: Any) -> tuple[tuple, tuple, float]:
     """Normalisation statistics of a TileDataset from one pass over its bands.
 
-    Returns ``(x_stats, y_stats, mean_target_energy)``: for inputs and targets (by the
-    model ``direction``) the count n, the per-feature mean (float64, flattened) and the
-    summed squared deviation from it, merged band by band (Chan et al.), so the result
-    equals ``fit_normalization`` on all tiles at once; and the mean per-sample sum of
-    squared targets (what the relative loss divides by).
+    ``role``: the model (or its :class:`~plasmonwidgets.roles.Role`, or a direction label),
+    which says which side of each pair is the input and which the target.
+
+    Returns ``(x_stats, y_stats, mean_target_energy)``: for inputs and targets the count
+    n, the per-feature mean (float64, flattened) and the summed squared deviation from it,
+    merged band by band (Chan et al.), so the result equals ``fit_normalization`` on all
+    tiles at once; and the mean per-sample sum of squared targets (what the relative loss
+    divides by).
+
+    Examples
+    --------
+    >>> import numpy as np, plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))       # 12x12 scan, E = 32
+    >>> dataset = pw.TileDataset([si], window=8, pad="reflect")   # read band by band
+    >>> x_stats, y_stats, energy = streaming_moments(dataset, "im2spec")
+    >>> x_stats[1].shape, y_stats[1].shape     # per-feature means: 8x8 tile pixels, E channels
+    ((64,), (32,))
     """
+    if isinstance(role, str):
+        role = role_of(role)
     stats: dict[str, tuple] = {}
     energy = 0.0
     for pairs in data.chunks():
-        for key, arr in (("images", pairs.images), ("spectra", pairs.spectra)):
+        for key, arr in (("inputs", role.inputs_of(pairs)), ("targets", role.targets_of(pairs))):
             a = arr.reshape(len(arr), -1).astype(np.float64)
             nb, mb = len(a), a.mean(axis=0)
             m2b = float(np.square(a - mb).sum())
@@ -190,11 +284,10 @@ def streaming_moments(data: Any, direction: str) -> tuple[tuple, tuple, float]:
             n, m, m2 = stats[key]
             total, d = n + nb, mb - m
             stats[key] = (total, m + d * (nb / total), m2 + m2b + float(np.square(d).sum()) * n * nb / total)
-        target = pairs.spectra if direction == "im2spec" else pairs.images
+        target = role.targets_of(pairs)
         energy += float(np.square(target.reshape(len(target), -1).astype(np.float64)).sum())
-    x_key, y_key = ("images", "spectra") if direction == "im2spec" else ("spectra", "images")
-    n = stats[y_key][0]
-    return stats[x_key], stats[y_key], energy / n
+    n = stats["targets"][0]
+    return stats["inputs"], stats["targets"], energy / n
 
 
 def _set_normalization(net: ImSpecModel, x_stats: tuple, y_stats: tuple) -> None:
@@ -216,6 +309,17 @@ def carve_validation(train: Any, fraction: float) -> tuple[Any, Any]:
     lost to the guard band. Training tiles whose window contains a validation centre are
     dropped (``TilePairs.split_by_mask``). Of the four corners, the one that drops the
     fewest training tiles is used.
+
+    Examples
+    --------
+    >>> import numpy as np, plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))       # 12x12 scan, E = 32
+    >>> train_set, test_set = pw.make_tiles(si, window=8, pad="reflect").split("halves")
+    >>> fit, val = carve_validation(train_set, 0.2)
+    >>> len(val) > 0 and len(fit) + len(val) <= len(train_set)   # guard band dropped
+    True
     """
     if not hasattr(train, "split_by_mask"):
         raise TypeError("validation carving needs a TilePairs (pw.make_tiles); pass "
@@ -340,6 +444,29 @@ class Trainer:
         the validation loss improves (loadable with ``pw.load_model``).
     test_every : evaluate the test set every this many epochs (and at the last epoch).
     event_interval_s : minimum time between "batch" events.
+
+    Progress. Each :class:`ProgressEvent` goes to the subscribers (``callbacks`` and
+    :meth:`subscribe`), on the training thread; :meth:`poll` drains a queue that is one of
+    them. ``loss_is_nmse`` is True for the default relative loss, whose values read as
+    NMSE in % once multiplied by 100.
+
+    Examples
+    --------
+    >>> import numpy as np, plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))       # 12x12 scan, E = 32
+    >>> train_set, test_set = pw.make_tiles(si, window=8, pad="reflect").split("halves")
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")
+    >>> trainer = pw.Trainer(model, train_set, test_set, epochs=2, batch_size=16)
+    >>> kinds = []
+    >>> unsubscribe = trainer.subscribe(lambda event: kinds.append(event.kind))
+    >>> trainer.start().join(60)                        # trains in a background thread
+    True
+    >>> trainer.state, len(trainer.history), kinds[-1]
+    ('finished', 2, 'finished')
+    >>> trainer.resume(epochs=3).join(60), len(trainer.history)   # one epoch more
+    (True, 3)
     """
 
     def __init__(self, model: ImSpecModel, train: Any, test: Any = None, *, epochs: int = 60,
@@ -378,9 +505,11 @@ class Trainer:
         self.lr_schedule = lr_schedule
         if augment not in ("auto", "dihedral", None):
             raise ValueError(f"augment must be 'auto', 'dihedral' or None, got {augment!r}")
-        if augment == "auto":  # spec2im targets are rotation-averaged by the model already
-            augment = "dihedral" if model.direction == "im2spec" else None
-        if augment == "dihedral" and model.direction != "im2spec":
+        # the symmetries act on input tiles; a model reading spectra (spec2im) has none to
+        # use, and its predicted tiles are rotation-averaged by the model already
+        if augment == "auto":
+            augment = "dihedral" if model.input_kind == "image" else None
+        if augment == "dihedral" and model.input_kind != "image":
             raise ValueError("augment='dihedral' transforms input tiles, so it needs an "
                              "Im2Spec model")
         self.augment = augment
@@ -431,7 +560,7 @@ class Trainer:
             if refit:
                 net.fit_normalization(x_fit, y_fit)
         elif refit or loss == "relative":  # one streaming pass over the training bands
-            x_stats, y_stats, mean_energy = streaming_moments(self._stream, net.direction)
+            x_stats, y_stats, mean_energy = streaming_moments(self._stream, net)
             if refit:
                 _set_normalization(net, x_stats, y_stats)
         self._net = net
@@ -453,6 +582,9 @@ class Trainer:
         self._loss = _make_loss(loss, net, y_fit, mean_energy)
         self.loss_name = {"relative": "relative squared error", "mse": "MSE"}.get(
             loss if isinstance(loss, str) else "", "loss")
+        # the relative loss is each sample's NMSE as a fraction (floored, losses.py): shown
+        # x100 it reads in % like every other error on the page
+        self.loss_is_nmse = loss == "relative"
         self._opt = _make_optimizer(optimizer, net.parameters(), self.lr)
         # a factory's optimizer keeps its own learning rates
         self._scheduled = lr_schedule == "cosine" and (optimizer is None
@@ -479,8 +611,10 @@ class Trainer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._state_lock = threading.Lock()
-        self._events: collections.deque[ProgressEvent] = collections.deque(maxlen=10_000)
-        self._subscribers: list[Callable[[ProgressEvent], Any]] = list(callbacks)
+        # one delivery path: every event goes to the subscribers, on the training thread;
+        # poll() reads a queue that is itself the first subscriber
+        self._queue = EventQueue()
+        self._subscribers: list[Callable[[ProgressEvent], Any]] = [self._queue, *callbacks]
 
     # ------------------------------------------------------------------ public API
     @property
@@ -497,6 +631,11 @@ class Trainer:
         """Call ``callback(event)`` for every event (from the training thread).
 
         Returns a function that unsubscribes. A callback that raises fails the run.
+
+        Examples
+        --------
+        >>> unsubscribe = trainer.subscribe(lambda event: print(event.kind))   # doctest: +SKIP
+        >>> unsubscribe()                                                       # doctest: +SKIP
         """
         if not callable(callback):
             raise TypeError("callback must be callable(event)")
@@ -511,13 +650,18 @@ class Trainer:
         return unsubscribe
 
     def poll(self) -> list[ProgressEvent]:
-        """Drain and return the events queued since the last poll (thread-safe)."""
-        out = []
-        while True:
-            try:
-                out.append(self._events.popleft())
-            except IndexError:
-                return out
+        """Drain and return the events delivered since the last poll (thread-safe).
+
+        The queue is a subscriber like any other (:class:`EventQueue`), for scripts that
+        prefer to read events from their own thread.
+
+        Examples
+        --------
+        >>> trainer.start().join()                                   # doctest: +SKIP
+        >>> [event.kind for event in trainer.poll()][-1]             # doctest: +SKIP
+        'finished'
+        """
+        return self._queue.poll()
 
     def start(self) -> Trainer:
         """Start training in a daemon thread; returns immediately."""
@@ -532,6 +676,12 @@ class Trainer:
         """Ask training to stop after the current batch (non-blocking; see :meth:`join`).
 
         The model then holds the best weights; :meth:`resume` continues where it stopped.
+
+        Examples
+        --------
+        >>> trainer.start(); trainer.stop(); trainer.join()          # doctest: +SKIP
+        >>> trainer.state                                            # doctest: +SKIP
+        'stopped'
         """
         with self._state_lock:
             if self._state == "running":
@@ -577,6 +727,12 @@ class Trainer:
 
         A KeyboardInterrupt stops training cleanly (best weights published) and is
         re-raised.
+
+        Examples
+        --------
+        >>> history = Trainer(model, train_set, epochs=5).run()      # doctest: +SKIP
+        >>> len(history)                                             # doctest: +SKIP
+        5
         """
         with self._state_lock:
             if self._state not in ("idle", "stopped"):
@@ -603,7 +759,6 @@ class Trainer:
         fields.setdefault("elapsed_s", float(sum(self.history.epoch_time)) + self._epoch_wall)
         event = ProgressEvent(kind=kind, n_epochs=self.n_epochs, n_batches=self.n_batches,
                               message=message, **fields)
-        self._events.append(event)
         with self._state_lock:
             subscribers = list(self._subscribers)
         for callback in subscribers:
@@ -642,8 +797,7 @@ class Trainer:
 
     def _band_tensors(self, pairs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised (inputs, targets) on the device for one band of a TileDataset."""
-        images, spectra = pairs.images, pairs.spectra
-        x, y = (images, spectra) if self._net.direction == "im2spec" else (spectra, images)
+        x, y = self._net.inputs_of(pairs), self._net.targets_of(pairs)
         x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self._device)
         y = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(self._device)
         with torch.no_grad():
@@ -895,10 +1049,15 @@ def train(model: ImSpecModel, train: Any, test: Any = None, epochs: int = 60,
 
     Examples
     --------
-    >>> train_set, test_set = pw.make_tiles(si, window=16).split("halves")
-    >>> model = pw.Im2Spec(window=16, n_energy=si.n_energy, latent_dim=2)
-    >>> history = pw.train(model, train_set, test_set, epochs=30)
-    >>> history.test_nmse[-1]                      # mean per-sample NMSE on the test set, %
+    >>> import numpy as np, plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))       # 12x12 scan, E = 32
+    >>> train_set, test_set = pw.make_tiles(si, window=8, pad="reflect").split("halves")
+    >>> model = pw.Im2Spec(window=8, n_energy=si.n_energy, latent_dim=2, device="cpu")
+    >>> history = pw.train(model, train_set, test_set, epochs=2, progress=False)
+    >>> len(history), history.test_nmse[-1] > 0   # epochs; mean per-tile test NMSE in %
+    (2, True)
     """
     trainer = Trainer(model, train, test, epochs=epochs, batch_size=batch_size, lr=lr,
                       seed=seed, callbacks=callbacks, loss=loss, optimizer=optimizer,

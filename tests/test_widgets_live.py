@@ -160,11 +160,12 @@ def test_slider_change_decodes_into_spectrum_view_and_highlights_neighbours(data
     # back-projection: the 4 observed tiles encoded nearest z, on the viewer and the pad
     dist = np.linalg.norm(ex.index.z - z, axis=1)
     nearest = np.argsort(dist)[:4]
-    assert viewer.highlight == pairs.positions[nearest].tolist()
+    assert ex.nearest_positions == pairs.positions[nearest].tolist()
+    assert [b["label"] for b in viewer.overlays["nearest"]] == ["1", "2", "3", "4"]
     np.testing.assert_allclose(view.lines["measured"].y, pairs.spectra[nearest[0]])
     np.testing.assert_allclose(ex.neighbour_marks.x, ex.index.z[nearest, 0])
     np.testing.assert_allclose(ex.neighbour_marks.y, ex.index.z[nearest, 1])
-    assert ex.neighbour_heatmap.color.shape == (WINDOW + 1, 4 * (WINDOW + 1))
+    assert ex.neighbour_strip.value.count("<img") == 4
     # the pad's current point follows the slider of its y dimension
     assert ex.point.y[0] == pytest.approx(z[1])
     assert ex.status.value == ""
@@ -330,9 +331,9 @@ def test_follows_viewer_clicks_and_takes_regions_from_the_viewer_si(data, im2spe
         tuple(plain.positions[ex._shown].T)])
     viewer.position = [5, 7]  # a click on the HAADF moves the latent point to that tile
     np.testing.assert_allclose(ex.z, ex.index.z[plain.index_of(5, 7)])
-    assert viewer.highlight[0] == [5, 7]  # its own tile is the nearest observed one
+    assert ex.nearest_positions[0] == [5, 7]  # its own tile is the nearest observed one
     ex.k_slider.value = 9
-    assert len(viewer.highlight) == 9 and len(ex.neighbour_marks.x) == 9
+    assert len(viewer.overlays["nearest"]) == 9 and len(ex.neighbour_marks.x) == 9
 
 
 def test_pad_axes_and_colouring(data, im2spec):
@@ -561,14 +562,14 @@ class ScriptedTrainer:
         from plasmonwidgets.training import History
 
         self.state = "running"
-        self.events = []
+        self.subscribers = []
         self.history = History()
         self.model = None
         self.error = None
 
-    def poll(self):
-        events, self.events = self.events, []
-        return events
+    def subscribe(self, callback):
+        self.subscribers = [callback]
+        return self.subscribers.clear
 
     def stop(self):
         self.state = "stopped"
@@ -581,8 +582,10 @@ def scripted_progress():
     progress = TrainingProgress(trainer, poll_interval=60)  # the test calls refresh() itself
 
     def emit(kind, epoch, batch=0, **fields):
-        trainer.events.append(ProgressEvent(kind=kind, epoch=epoch, n_epochs=10, batch=batch,
-                                            n_batches=20, **fields))
+        event = ProgressEvent(kind=kind, epoch=epoch, n_epochs=10, batch=batch, n_batches=20,
+                              **fields)
+        for callback in list(trainer.subscribers):  # as Trainer delivers: to its subscribers
+            callback(event)
 
     return progress, trainer, emit
 

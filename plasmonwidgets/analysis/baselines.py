@@ -27,19 +27,19 @@ from typing import Any
 
 import numpy as np
 
-from .evaluation import DIRECTIONS, EvaluationTable
+from ..roles import DIRECTIONS, Role, role_of
+from .evaluation import EvaluationTable
 
 __all__ = ["KNN", "Baseline", "IntensityOracle", "IntensityTimesMeanSpectrum", "MeanTarget",
            "PCARidge", "RotationOracle", "default_baselines", "strongest_baseline"]
 
 
-def _training_arrays(pairs: Any, direction: str) -> tuple[np.ndarray, np.ndarray]:
+def _training_arrays(pairs: Any, role: Role) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, targets) float64 of a TilePairs (or an ``(inputs, targets)`` tuple)."""
     if isinstance(pairs, tuple) and len(pairs) == 2:
         x, y = pairs
     else:
-        x, y = (pairs.images, pairs.spectra) if direction == "im2spec" else \
-            (pairs.spectra, pairs.images)
+        x, y = role.inputs_of(pairs), role.targets_of(pairs)
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if len(x) != len(y) or len(x) < 2:
         raise ValueError(f"need at least 2 training pairs with as many inputs as targets, got "
@@ -48,10 +48,27 @@ def _training_arrays(pairs: Any, direction: str) -> tuple[np.ndarray, np.ndarray
 
 
 class Baseline:
-    """Base class: ``direction``, ``name``, ``fit(train)`` -> self, ``predict(inputs)``.
+    """Base class: ``role``, ``name``, ``fit(train)`` -> self, ``predict(inputs)``.
 
+    Like a model, a baseline says what it reads and predicts: ``inputs_of(pairs)``,
+    ``targets_of(pairs)``, ``input_kind``, ``target_kind`` (from its
+    :class:`~plasmonwidgets.roles.Role`); ``direction`` is the role's label, read-only.
     Oracles (``kind = "oracle"``) see the test targets (``needs_truth``) and are never
     reported as the strongest baseline.
+
+    Parameters
+    ----------
+    direction : "im2spec" or "spec2im" (or a :class:`~plasmonwidgets.roles.Role`); the
+        classes that need one kind of input or target accept only their ``directions``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x, y = np.arange(8.0).reshape(4, 2), np.ones((4, 3))      # 4 inputs (2,), targets (3,)
+    >>> MeanTarget("im2spec").fit((x, y)).predict(x[:2]).shape
+    (2, 3)
+    >>> MeanTarget("im2spec").target_kind
+    'spectrum'
     """
 
     name = "baseline"
@@ -59,22 +76,61 @@ class Baseline:
     needs_truth = False
     directions: tuple[str, ...] = DIRECTIONS
 
-    def __init__(self, direction: str):
-        if direction not in self.directions:
+    def __init__(self, direction: str | Role):
+        role = role_of(direction)
+        if role.direction not in self.directions:
             raise ValueError(f"{type(self).__name__} supports direction {self.directions}, "
-                             f"got {direction!r}")
-        self.direction = direction
+                             f"got {role.direction!r}")
+        self.role = role
         self.target_shape: tuple[int, ...] | None = None
 
+    @property
+    def direction(self) -> str:
+        """The role's label, "im2spec" or "spec2im" (read-only)."""
+        return self.role.direction
+
+    @property
+    def input_kind(self) -> str:
+        """"image" or "spectrum": what :meth:`predict` takes."""
+        return self.role.input_kind
+
+    @property
+    def target_kind(self) -> str:
+        """"spectrum" or "image": what :meth:`predict` returns."""
+        return self.role.target_kind
+
+    def inputs_of(self, pairs: Any) -> Any:
+        """The inputs this baseline reads from a TilePairs (tiles or spectra)."""
+        return self.role.inputs_of(pairs)
+
+    def targets_of(self, pairs: Any) -> Any:
+        """The targets this baseline predicts for a TilePairs (spectra or tiles)."""
+        return self.role.targets_of(pairs)
+
     def fit(self, train: Any) -> Baseline:
-        """Fit on the training pairs (TilePairs or ``(inputs, targets)``); returns self."""
-        x, y = _training_arrays(train, self.direction)
+        """Fit on the training pairs (TilePairs or ``(inputs, targets)``); returns self.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> MeanTarget("spec2im").fit((np.ones((5, 16)), np.ones((5, 8, 8)))).target_shape
+        (8, 8)
+        """
+        x, y = _training_arrays(train, self.role)
         self.target_shape = y.shape[1:]
         self._fit(x.reshape(len(x), -1), y.reshape(len(y), -1))
         return self
 
     def predict(self, inputs: Any) -> np.ndarray:
-        """Predictions (N, *target_shape) in physical units for inputs (N, ...)."""
+        """Predictions (N, *target_shape) in physical units for inputs (N, ...).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> baseline = MeanTarget("im2spec").fit((np.ones((5, 8, 8)), np.full((5, 16), 2.0)))
+        >>> baseline.predict(np.ones((3, 8, 8)))[:, 0]                # the training-mean spectrum
+        array([2., 2., 2.])
+        """
         if self.target_shape is None:
             raise RuntimeError(f"{self.name}: call fit(train_pairs) before predict")
         x = np.asarray(inputs, dtype=np.float64)
@@ -95,7 +151,10 @@ class MeanTarget(Baseline):
 
     Examples
     --------
-    >>> MeanTarget("im2spec").fit(train).predict(test.images).shape   # (N, E)
+    >>> import numpy as np
+    >>> tiles, spectra = np.ones((10, 8, 8)), np.ones((10, 16))
+    >>> MeanTarget("im2spec").fit((tiles, spectra)).predict(tiles[:3]).shape   # (N, E)
+    (3, 16)
     """
 
     name = "mean target"
@@ -113,6 +172,15 @@ class IntensityTimesMeanSpectrum(Baseline):
 
     Exact on data whose spectra are one shape times an intensity that is linear in the
     tile sum and the centre pixel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> tiles, spectra = rng.uniform(1, 2, (30, 8, 8)), rng.uniform(1, 2, (30, 16))
+
+    >>> IntensityTimesMeanSpectrum("im2spec").fit((tiles, spectra)).predict(tiles[:2]).shape
+    (2, 16)
     """
 
     name = "intensity × mean spectrum"
@@ -137,7 +205,18 @@ class IntensityTimesMeanSpectrum(Baseline):
 
 class IntensityOracle(Baseline):
     """Oracle: the training-mean shape scaled to each test target by least squares
-    (c = ⟨y, m⟩/⟨m, m⟩). Sees the test targets, so it is a diagnostic, not a baseline."""
+    (c = ⟨y, m⟩/⟨m, m⟩). Sees the test targets, so it is a diagnostic, not a baseline.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> tiles, spectra = rng.uniform(1, 2, (30, 8, 8)), rng.uniform(1, 2, (30, 16))
+
+    >>> oracle = IntensityOracle("im2spec").fit((tiles, spectra))
+    >>> oracle.predict(tiles[:2], truth=spectra[:2]).shape          # sees the true spectra
+    (2, 16)
+    """
 
     name = "intensity oracle"
     kind = "oracle"
@@ -164,6 +243,16 @@ class RotationOracle(Baseline):
 
     Any rotation-symmetric prediction P of a tile T has ‖P−T‖² ≥ ‖S(T)−T‖², so this is
     a floor for symmetric predictors (e.g. ``Spec2Im(symmetric=True)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> tiles, spectra = rng.uniform(1, 2, (30, 8, 8)), rng.uniform(1, 2, (30, 16))
+
+    >>> oracle = RotationOracle("spec2im").fit((spectra, tiles))
+    >>> oracle.predict(spectra[:2], truth=tiles[:2]).shape          # the true tiles, symmetrised
+    (2, 8, 8)
     """
 
     name = "rotation oracle"
@@ -183,7 +272,17 @@ class RotationOracle(Baseline):
 
 
 class PCARidge(Baseline):
-    """Standardised inputs -> PCA(``n_components``) -> ridge regression (scikit-learn)."""
+    """Standardised inputs -> PCA(``n_components``) -> ridge regression (scikit-learn).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> tiles, spectra = rng.uniform(1, 2, (30, 8, 8)), rng.uniform(1, 2, (30, 16))
+
+    >>> PCARidge("spec2im", n_components=5).fit((spectra, tiles)).predict(spectra[:2]).shape
+    (2, 8, 8)
+    """
 
     def __init__(self, direction: str, *, n_components: int = 10, alpha: float = 1.0):
         super().__init__(direction)
@@ -209,12 +308,22 @@ class KNN(Baseline):
 
     ``symmetric=True`` (spec2im only) averages each predicted tile over the 4 rotations
     about the probe, as ``Spec2Im(symmetric=True)`` does with its own output.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> tiles, spectra = rng.uniform(1, 2, (30, 8, 8)), rng.uniform(1, 2, (30, 16))
+
+    >>> knn = KNN("spec2im", k=5, n_components=4, symmetric=True).fit((spectra, tiles))
+    >>> knn.name, knn.predict(spectra[:2]).shape
+    ('rotation-averaged kNN (k=5, PCA 4)', (2, 8, 8))
     """
 
     def __init__(self, direction: str, *, k: int = 20, n_components: int = 20,
                  symmetric: bool = False):
         super().__init__(direction)
-        if symmetric and direction != "spec2im":
+        if symmetric and self.target_kind != "image":
             raise ValueError("symmetric=True rotation-averages predicted tiles: spec2im only")
         self.k, self.n_components, self.symmetric = int(k), int(n_components), bool(symmetric)
         self.name = ("rotation-averaged " if symmetric else "") + \
@@ -249,22 +358,21 @@ def default_baselines(direction: str, *, oracles: bool = True) -> list[Baseline]
 
     Examples
     --------
-    >>> fitted = [b.fit(train) for b in default_baselines("im2spec")]
+    >>> [b.name for b in default_baselines("im2spec", oracles=False)]
+    ['mean target', 'intensity × mean spectrum', 'PCA(2) + ridge', 'PCA(10) + ridge', 'kNN (k=20, PCA 20)']
     """
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    out: list[Baseline] = [MeanTarget(direction)]
-    if direction == "im2spec":
-        out.append(IntensityTimesMeanSpectrum(direction))
-    out += [PCARidge(direction, n_components=2), PCARidge(direction, n_components=10),
-            KNN(direction)]
-    if direction == "spec2im":
-        out.append(KNN(direction, symmetric=True))
+    role = role_of(direction)
+    tiles_out = role.target_kind == "image"  # rotation averaging applies to predicted tiles
+    candidates: list[tuple[type[Baseline], dict]] = [
+        (MeanTarget, {}), (IntensityTimesMeanSpectrum, {}),
+        (PCARidge, {"n_components": 2}), (PCARidge, {"n_components": 10}), (KNN, {}),
+    ]
+    if tiles_out:
+        candidates.append((KNN, {"symmetric": True}))
     if oracles:
-        out.append(IntensityOracle(direction))
-        if direction == "spec2im":
-            out.append(RotationOracle(direction))
-    return out
+        candidates += [(IntensityOracle, {}), (RotationOracle, {})]
+    # each class lists the directions it supports: the rest are left out, not branched on
+    return [cls(role, **kw) for cls, kw in candidates if role.direction in cls.directions]
 
 
 def strongest_baseline(tables: Iterable[EvaluationTable], *, row: str = "all",
@@ -276,8 +384,15 @@ def strongest_baseline(tables: Iterable[EvaluationTable], *, row: str = "all",
 
     Examples
     --------
-    >>> tables = [evaluate(b.fit(train), test) for b in default_baselines("im2spec")]
-    >>> strongest_baseline(tables).name
+    >>> import numpy as np
+    >>> from plasmonwidgets.analysis import evaluate
+    >>> rng = np.random.default_rng(0)
+    >>> tiles = rng.uniform(1, 2, (40, 8, 8))
+    >>> spectra = tiles.sum(axis=(1, 2))[:, None] * np.linspace(1, 2, 16)   # intensity x shape
+    >>> data = (tiles, spectra)
+    >>> tables = [evaluate(b.fit(data), data) for b in default_baselines("im2spec")]
+    >>> strongest_baseline(tables).name                            # the oracle never wins
+    'intensity × mean spectrum'
     """
     best = None
     for t in tables:

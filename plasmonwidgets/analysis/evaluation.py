@@ -25,11 +25,10 @@ from typing import Any
 import numpy as np
 
 from ..metrics import nmse_percent
+from ..roles import DIRECTIONS, Role, role_of
 
 __all__ = ["DIRECTIONS", "EvaluationTable", "MetricSummary", "compare_tables", "evaluate",
            "summarise"]
-
-DIRECTIONS = ("im2spec", "spec2im")
 
 #: columns of a summary, in table order
 COLUMNS = ("n", "mean", "median", "p95", "p99", "max", "pooled")
@@ -44,6 +43,12 @@ class MetricSummary:
 
     ``pooled`` is 100·Σ squared error / Σ squared truth over the subset (not a mean of
     ratios). Empty subsets have ``n == 0`` and NaN statistics.
+
+    Examples
+    --------
+    >>> s = summarise([1.0, 2.0, 3.0], sq_err=[1, 2, 3], sq_true=[100, 100, 100])
+    >>> s.max, s.pooled, s.as_dict()["n"]                         # NMSE values in %
+    (3.0, 2.0, 3)
     """
 
     n: int
@@ -101,9 +106,11 @@ class EvaluationTable:
 
     Examples
     --------
-    >>> table = evaluate(model, test_pairs)
-    >>> table["all"].mean, table["all"].max
-    >>> print(table.to_markdown())
+    >>> import numpy as np
+    >>> truth = np.ones((4, 3))                                   # 4 spectra, E = 3
+    >>> table = evaluate(np.full((4, 3), 1.1), (np.ones((4, 2)), truth), direction="im2spec")
+    >>> round(table["all"].mean, 6), table["all"].n                 # NMSE in %
+    (1.0, 4)
     """
 
     name: str
@@ -131,7 +138,18 @@ class EvaluationTable:
 
     def to_markdown(self, digits: int = 3) -> str:
         """The table in Markdown: one line per row, columns n, mean, median, p95, p99, max,
-        pooled (NMSE in %)."""
+        pooled (NMSE in %).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> table = evaluate(np.full((2, 3), 1.1), (np.ones((2, 2)), np.ones((2, 3))), direction="im2spec",
+        ...                  name="guess")
+        >>> print(table.to_markdown(digits=2))
+        | guess (im2spec), NMSE % | n | mean | median | p95 | p99 | max | pooled |
+        |---|---|---|---|---|---|---|---|
+        | all | 2 | 1 | 1 | 1 | 1 | 1 | 1 |
+        """
         lines = [f"| {self.name} ({self.direction}), NMSE % | " + " | ".join(COLUMNS) + " |",
                  "|---|" + "---|" * len(COLUMNS)]
         for row, s in self.rows.items():
@@ -158,6 +176,18 @@ def compare_tables(tables: Iterable[EvaluationTable], *, row: str = "all",
     """Markdown table with one line per predictor: the statistics of one ``row`` of each.
 
     Tables lacking the row show "–".
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = (np.ones((4, 2)), np.ones((4, 3)))                  # (inputs, targets)
+    >>> tables = [evaluate(np.full((4, 3), v), data, direction="im2spec", name=f"x{v}")
+    ...           for v in (1.1, 1.2)]
+    >>> print(compare_tables(tables, columns=("mean", "max")))
+    | predictor (all) | mean | max |
+    |---|---|---|
+    | x1.1 | 1 | 1 |
+    | x1.2 | 4 | 4 |
     """
     lines = [f"| predictor ({row}) | " + " | ".join(columns) + " |",
              "|---|" + "---|" * len(columns)]
@@ -169,27 +199,28 @@ def compare_tables(tables: Iterable[EvaluationTable], *, row: str = "all",
 
 
 # ------------------------------------------------------------------------------ evaluate
-def _direction_of(predictor: Any, direction: str | None) -> str:
-    own = getattr(predictor, "direction", None)
+def _role_of(predictor: Any, direction: str | None) -> Role:
+    """The predictor's :class:`~plasmonwidgets.roles.Role`: its own (``role`` or
+    ``direction``), or the ``direction`` given for a callable or an array."""
+    own = getattr(predictor, "role", None)
+    own = own.direction if isinstance(own, Role) else getattr(predictor, "direction", None)
     if direction is None:
         direction = own
     if direction is None:
         raise ValueError("cannot tell the direction of this predictor; pass "
                          "direction='im2spec' or direction='spec2im'")
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    if own is not None and own != direction:
+    role = role_of(direction)
+    if own is not None and own != role.direction:
         raise ValueError(f"the predictor is a {own} predictor but direction={direction!r} was "
                          "given; drop the direction argument or pass the matching pairs")
-    return direction
+    return role
 
 
-def _inputs_targets(pairs: Any, direction: str) -> tuple[np.ndarray, np.ndarray]:
+def _inputs_targets(pairs: Any, role: Role) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(pairs, tuple) and len(pairs) == 2:
         x, y = (np.asarray(a) for a in pairs)
     else:
-        x, y = (pairs.images, pairs.spectra) if direction == "im2spec" else \
-            (pairs.spectra, pairs.images)
+        x, y = role.inputs_of(pairs), role.targets_of(pairs)
     if len(x) != len(y):
         raise ValueError(f"{len(x)} inputs but {len(y)} targets")
     if len(y) == 0:
@@ -267,17 +298,25 @@ def evaluate(predictor: Any, pairs: Any, *, direction: str | None = None, name: 
 
     Examples
     --------
-    >>> train, test = pw.make_tiles(si, window=16).split("halves")
-    >>> table = evaluate(model, test)
-    >>> table["all"].max, table["region: gap"].mean
-    >>> print(table.to_markdown())
+    >>> import numpy as np, plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))        # 12x12 scan, E = 32
+    >>> pairs = pw.make_tiles(si, window=8, pad="reflect")          # 144 tiles (8, 8)
+    >>> train, test = pairs.split("halves")
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")
+    >>> table = evaluate(model, test)                 # untrained: a large error
+    >>> list(table.rows), table["all"].n == len(test)
+    (['all'], True)
+    >>> print(table.to_markdown().splitlines()[0])
+    | Im2Spec (im2spec), NMSE % | n | mean | median | p95 | p99 | max | pooled |
     """
-    direction = _direction_of(predictor, direction)
-    x, y = _inputs_targets(pairs, direction)
+    role = _role_of(predictor, direction)
+    x, y = _inputs_targets(pairs, role)
     pred = _predict(predictor, x, y)
     if pred.shape != y.shape:
         raise ValueError(f"predictions have shape {pred.shape} but the targets {y.shape}; a "
-                         f"{direction} predictor must return one target per input")
+                         f"{role.direction} predictor must return one target per input")
     n = len(y)
     p = pred.reshape(n, -1).astype(np.float64)
     t = y.reshape(n, -1).astype(np.float64)
@@ -296,7 +335,7 @@ def evaluate(predictor: Any, pairs: Any, *, direction: str | None = None, name: 
             if m.any():
                 rows[f"region: {region}"] = summarise(values[m], sq_err[m], sq_true[m])
 
-    if direction == "spec2im":
+    if role.target_kind == "image":  # tiles: vacuum and rotation-symmetric rows
         keep = None if names is None else names != VACUUM
         if keep is not None:
             rows["non-vacuum"] = summarise(values[keep], sq_err[keep], sq_true[keep])
@@ -313,7 +352,7 @@ def evaluate(predictor: Any, pairs: Any, *, direction: str | None = None, name: 
     # "model" (a network), "baseline", "oracle" (sees the targets) or "predictor" (other)
     kind = getattr(predictor, "kind", None) or \
         ("model" if hasattr(predictor, "latent_dim") else "predictor")
-    return EvaluationTable(str(name), direction, rows, values, names, info={"kind": kind})
+    return EvaluationTable(str(name), role.direction, rows, values, names, info={"kind": kind})
 
 
 def _label_order(pairs: Any, region_names: Any, names: np.ndarray) -> list[str]:

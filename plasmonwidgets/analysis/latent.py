@@ -32,6 +32,18 @@ def embed(model: Any, pairs: Any, batch_size: int = 1024) -> np.ndarray:
     spectra for spec2im) or an array of encoder inputs (N, w, w) / (N, E) in
     physical units. Encoding runs in batches of ``batch_size`` so memory stays
     bounded for large scans.
+
+    Examples
+    --------
+    >>> import numpy as np, plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))        # 12x12 scan, E = 32
+    >>> pairs = pw.make_tiles(si, window=8, pad="reflect")          # 144 tiles (8, 8)
+
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")
+    >>> embed(model, pairs).shape                                 # one latent vector per tile
+    (144, 2)
     """
     check_model(model)
     if isinstance(pairs, np.ndarray):
@@ -49,7 +61,17 @@ def embed(model: Any, pairs: Any, batch_size: int = 1024) -> np.ndarray:
 
 
 def as_latent(z: Any, latent_dim: int, name: str = "z") -> np.ndarray:
-    """Validate latent vectors: (N, d) or (d,) finite floats -> float64 array."""
+    """Validate latent vectors: (N, d) or (d,) finite floats -> float64 array.
+
+    Examples
+    --------
+    >>> as_latent([0.5, -1.0], 2)                                 # one point (d,)
+    array([ 0.5, -1. ])
+    >>> as_latent([0.5], 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: z must have shape (N, 2) or (2,) for this 2-d latent space, got (1,)
+    """
     try:
         out = np.asarray(z, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -82,6 +104,19 @@ class LatentGrid:
     dims : the two latent dimensions spanned
     z_fixed : (d,) the vector the other dimensions are taken from
     direction : "im2spec" or "spec2im"
+
+    Examples
+    --------
+    >>> import numpy as np, plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))        # 12x12 scan, E = 32
+    >>> pairs = pw.make_tiles(si, window=8, pad="reflect")          # 144 tiles (8, 8)
+
+    >>> model = pw.Spec2Im(n_energy=32, window=8, latent_dim=2, pool=4, device="cpu")
+    >>> grid = latent_grid(model, n=3, pairs=pairs)
+    >>> grid.decoded.shape, grid.coords.shape                     # 3x3 tiles (8, 8); (z0, z1)
+    ((3, 3, 8, 8), (3, 3, 2))
     """
 
     x: np.ndarray
@@ -141,6 +176,19 @@ def latent_grid(
     Returns
     -------
     LatentGrid
+
+    Examples
+    --------
+    >>> import numpy as np, plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))        # 12x12 scan, E = 32
+    >>> pairs = pw.make_tiles(si, window=8, pad="reflect")          # 144 tiles (8, 8)
+
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=3, device="cpu")
+    >>> grid = latent_grid(model, n=4, dims=(0, 2), pairs=pairs)  # spans z0 and z2, z1 held
+    >>> grid.decoded.shape                                        # 4x4 spectra (E,)
+    (4, 4, 32)
     """
     check_model(model)
     d = int(model.latent_dim)

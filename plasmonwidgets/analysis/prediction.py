@@ -336,7 +336,8 @@ def predict_spectrum_image(
     >>> pred = predict_spectrum_image(model, signal2d, reference=train_si)  # doctest: +SKIP
     >>> pred = predict_spectrum_image(model, array, scale=4)              # doctest: +SKIP
     >>> lazy = predict_spectrum_image(model, dask_image, scale=4, chunks=256)  # doctest: +SKIP
-    >>> lazy.spectra                   # dask array (h', w', E); lazy.save("pred.zspy") streams it
+    >>> lazy.spectra        # doctest: +SKIP
+    dask.array<...>         (h', w', E); lazy.save("pred.zspy") streams it
     """
     from ..spectrum_image import SpectrumImage
     from ..tiles import tile_grid

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ._inputs import DIRECTIONS, check_pairs
+from ..roles import role_of
+from ._inputs import check_pairs
 from .errors import error_haadf_correlation, scan_map, tile_errors
 
 __all__ = ["latent_sweep"]
@@ -87,8 +88,7 @@ def latent_sweep(
     >>> rows = latent_sweep(train, test, "im2spec", dims=(2, 10), si=si)           # doctest: +SKIP
     >>> rows = latent_sweep(train, test, "im2spec", client="tcp://host:8786")      # doctest: +SKIP
     """
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be 'im2spec' or 'spec2im', got {direction!r}")
+    direction = role_of(direction).direction  # an unknown label raises here, before training
     check_pairs(train)
     check_pairs(test)
     sizes = [int(d) for d in dims]
@@ -119,14 +119,13 @@ def _train_one(train: Any, test: Any, reference: np.ndarray, latent_dim: int, *,
     """Train and score one model; its row holds the model under "model" (``portable``: its
     picklable :class:`~plasmonwidgets.analysis.lazy_prediction.ModelPayload`)."""
     from ..cluster import torch_threads_for_worker
-    from ..models import Im2Spec, Spec2Im
+    from ..models import model_class
     from ..training import train as train_model
 
     torch_threads_for_worker()
     window, n_energy = int(train.images.shape[-1]), int(train.spectra.shape[-1])
-    cls = Im2Spec if direction == "im2spec" else Spec2Im
-    model = cls(window=window, n_energy=n_energy, latent_dim=latent_dim, energy=train.energy,
-                seed=seed, **model_kwargs)
+    model = model_class(direction)(window=window, n_energy=n_energy, latent_dim=latent_dim,
+                                   energy=train.energy, seed=seed, **model_kwargs)
     options = {"progress": progress, **train_kwargs}
     history = train_model(model, train, test, epochs=epochs, seed=seed, **options)
     errors = tile_errors(model, test)

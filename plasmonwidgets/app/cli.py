@@ -9,13 +9,21 @@ import sys
 import time
 from pathlib import Path
 
+from plasmonwidgets.roles import DIRECTIONS
+
 __all__ = ["main", "dashboard_notebook", "demo_command"]
 
 
 def dashboard_notebook() -> Path:
     """Path of the dashboard notebook: the copy a wheel installs as package data
     (``plasmonwidgets/app/dashboard.ipynb``, beside this module), else
-    ``notebooks/dashboard.ipynb`` of a source checkout (editable installs)."""
+    ``notebooks/dashboard.ipynb`` of a source checkout (editable installs).
+
+    Examples
+    --------
+    >>> dashboard_notebook().name
+    'dashboard.ipynb'
+    """
     here = Path(__file__).resolve().parent
     candidates = (here / "dashboard.ipynb", here.parents[1] / "notebooks" / "dashboard.ipynb")
     for candidate in candidates:
@@ -27,15 +35,24 @@ def dashboard_notebook() -> Path:
 
 
 def demo_command(host: str, port: int, data_dir: str | os.PathLike, *, max_kernels: int = 8,
-                 cull_after: float = 60.0) -> tuple[list[str], dict[str, str]]:
+                 cull_after: float = 60.0, theme: str = "light") -> tuple[list[str], dict[str, str]]:
     """The Voila command line and environment that ``plasmonwidgets demo`` runs.
 
     Sources and tracebacks are kept from the page; the file chooser is confined to
     ``data_dir`` (via ``PLASMONWIDGETS_DATA_DIR``); at most ``max_kernels`` dashboards run
     at once (0: no cap; beyond it a page says the server is busy); the kernel of a closed
     tab is shut down ``cull_after`` seconds after its page went away, even while training
-    (see :mod:`plasmonwidgets.app.serve`).
+    (see :mod:`plasmonwidgets.app.serve`). ``theme`` is the JupyterLab theme of the page,
+    "light" or "dark"; the figures follow it.
+
+    Examples
+    --------
+    >>> cmd, env = demo_command("127.0.0.1", 8866, ".", max_kernels=4)
+    >>> cmd[1:3], env["PLASMONWIDGETS_DATA_DIR"] != ""
+    (['-m', 'plasmonwidgets.app.serve'], True)
     """
+    if theme not in ("light", "dark"):
+        raise ValueError(f"--theme must be light or dark, got {theme!r}")
     if max_kernels < 0:
         raise ValueError(f"--max-kernels must be >= 0 (0: no cap), got {max_kernels}")
     if not cull_after > 0:
@@ -45,7 +62,7 @@ def demo_command(host: str, port: int, data_dir: str | os.PathLike, *, max_kerne
         sys.executable, "-m", "plasmonwidgets.app.serve", str(notebook),
         f"--Voila.ip={host}", f"--port={port}", "--no-browser",
         "--strip_sources=True", "--show_tracebacks=False",
-        f"--Voila.root_dir={notebook.parent}",
+        f"--Voila.root_dir={notebook.parent}", f"--theme={theme}",
         # a closed browser tab must not leave its kernel (and its threads) behind
         f"--MappingKernelManager.cull_idle_timeout={cull_after:g}",
         f"--MappingKernelManager.cull_interval={max(1, min(15, round(cull_after / 4)))}",
@@ -61,7 +78,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     port = args.port or free_port(args.host)
     cmd, env = demo_command(args.host, port, args.data_dir, max_kernels=args.max_kernels,
-                            cull_after=args.cull_after)
+                            cull_after=args.cull_after, theme=args.theme)
     url = f"http://{args.host}:{port}/"
     print(f"plasmonwidgets dashboard: {url}  (Ctrl-C to stop)", flush=True)
     proc = subprocess.Popen(cmd, env=env)
@@ -130,6 +147,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``plasmonwidgets``: subcommands demo, simulate, train, predict.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["train", "scan.hspy", "--direction", "spec2im"])
+    >>> args.direction, args.latent, args.data
+    ('spec2im', 10, 'scan.hspy')
+    """
     parser = argparse.ArgumentParser(prog="plasmonwidgets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -143,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--cull-after", type=float, default=60.0,
                       help="seconds after its tab closed that a dashboard's kernel is shut down, "
                            "training or not (default 60)")
+    demo.add_argument("--theme", choices=("light", "dark"), default="light",
+                      help="JupyterLab theme of the page and its figures (default light)")
     demo.set_defaults(func=_cmd_demo)
 
     sim = sub.add_parser("simulate", help="simulate the built-in nanocube dataset")
@@ -154,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train im2spec or spec2im on a file or the built-in data")
     tr.add_argument("data", help="data file, or 'builtin' for the simulated dataset")
-    tr.add_argument("--direction", choices=("im2spec", "spec2im"), default="im2spec")
+    tr.add_argument("--direction", choices=DIRECTIONS, default="im2spec")
     tr.add_argument("--latent", type=int, default=10)
     tr.add_argument("--epochs", type=int, default=30)
     tr.add_argument("--window", type=int, default=16)
@@ -189,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``plasmonwidgets <command> ...`` with ``argv`` (default: ``sys.argv[1:]``);
+    returns the exit status.
+
+    Examples
+    --------
+    >>> main(["train", "builtin", "--direction", "spec2im", "--epochs", "5"])  # doctest: +SKIP
+    spec2im latent=2: test NMSE ... % over ... test tiles, 5 epochs, ... s; saved to spec2im.pt
+    0
+    """
     args = build_parser().parse_args(argv)
     if getattr(args, "port", None) == 0:
         args.port = None

@@ -1,16 +1,25 @@
 """TrainingProgress: a live panel for a background :class:`plasmonwidgets.Trainer`.
 
-The trainer runs in its own thread and queues progress events. A poller thread
-drains that queue every ``poll_interval`` seconds (0.25 s by default) and pushes
-the latest state to the widgets inside ``hold_sync``, so the browser receives at
-most a few updates per second however fast the batches are, and the notebook
-stays free while training runs.
+Threads. The widget has no thread of its own. It subscribes to its trainer
+(``Trainer.subscribe``, the trainer's one delivery path), so each progress event
+arrives on the training thread; the widget folds it into its curves under one lock
+and redraws at most every ``poll_interval`` seconds (0.25 s by default) inside
+``hold_sync``, plus once when the run ends. The browser therefore receives a few
+updates per second however fast the batches are, and the notebook stays free while
+training runs. :meth:`TrainingProgress.wait` waits for the end-of-run redraw.
+
+Display. Every error is shown as the rest of the dashboard shows it: the default
+(relative) loss is each tile's squared error relative to its signal, plotted x100 as
+NMSE in %. A curve only gets points where its value is finite and positive (a log axis),
+with x and y of equal length, so the plot never receives NaN; its legend entry shows
+only once the curve has points.
 """
 
 from __future__ import annotations
 
 import html
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +33,7 @@ from ._message import message_html
 __all__ = ["TrainingProgress", "link_training"]
 
 _ACTIVE = ("running", "stopping")
+_ENDS = ("finished", "stopped", "failed")
 _MAX_BATCH_POINTS = 2000  # the per-batch loss curve is decimated beyond this
 
 
@@ -36,11 +46,13 @@ def _fmt_seconds(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
 
 
-def _finite(values: list[float]) -> np.ndarray:
-    """Loss values for a log axis: non-positive / non-finite entries become NaN (gaps)."""
-    out = np.asarray(values, dtype=np.float64)
-    out[~(np.isfinite(out) & (out > 0))] = np.nan
-    return out
+def _points(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The (x, y) points of a curve on a log axis: only those with finite x and finite,
+    positive y, as float64 arrays of equal length (empty when none)."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    keep = np.isfinite(x) & np.isfinite(y) & (y > 0)
+    return x[keep], y[keep]
 
 
 def _distinct_format(ticks: np.ndarray) -> str:
@@ -78,8 +90,8 @@ class TrainingProgress(ipw.VBox):
     Parameters
     ----------
     trainer : plasmonwidgets.Trainer, optional
-        An existing trainer (any state). Either this (and/or ``trainer_factory``) or
-        ``model``/``train``/``test``.
+        An existing trainer (any state; the epochs it already ran are drawn). Either this
+        (and/or ``trainer_factory``) or ``model``/``train``/``test``.
     model, train, test : Im2Spec/Spec2Im and TilePairs, optional
         Build the trainer here: ``Trainer(model, train, test, epochs=epochs,
         **trainer_kwargs)``. Start after a finished run then trains anew.
@@ -87,16 +99,18 @@ class TrainingProgress(ipw.VBox):
     trainer_factory : callable() -> Trainer, optional
         Makes a fresh trainer when Start is pressed after a run ended
         (finished, stopped or failed). Built automatically from ``model``/``train``/``test``.
-    poll_interval : seconds between widget updates while training (throttle).
+    poll_interval : seconds, at least this long between widget updates while training.
     **trainer_kwargs : passed to ``Trainer`` (batch_size, lr, seed, ...).
 
     Attributes
     ----------
+    trainer : the Trainer shown (assigning another one re-subscribes the widget)
     start_button, stop_button, resume_button : Buttons
     progress : IntProgress, batches done out of ``epochs * batches per epoch``
-    status : HTML, epoch/batch, elapsed, ETA, samples/s
-    loss_figure : bqplot Figure with ``train_line``/``test_line`` (per epoch) and
-        ``batch_line`` (per batch), log-scaled loss axis
+    status : HTML, epoch/batch, elapsed, ETA, samples/s, loss
+    loss_figure : bqplot Figure with ``train_line``/``val_line``/``test_line`` (per
+        epoch) and ``batch_line`` (per batch), log-scaled loss axis (NMSE in % for the
+        default relative loss)
     message : HTML, errors in red
     summary : HTML, final metrics
     model_version : Int trait, incremented whenever a run ends with new weights
@@ -104,6 +118,21 @@ class TrainingProgress(ipw.VBox):
     state : Unicode trait mirroring ``trainer.state``
     children_by_name : "start", "stop", "resume", "progress", "status", "loss",
         "message", "summary"
+
+    Examples
+    --------
+    >>> import numpy as np, plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))        # 12x12 scan, E = 32
+    >>> train, test = pw.make_tiles(si, window=8, pad="reflect").split("halves")
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")
+    >>> panel = TrainingProgress(model=model, train=train, test=test, epochs=2)
+    >>> panel.start()                                                  # display(panel) to watch
+    >>> panel.wait(120)
+    True
+    >>> panel.state, len(panel.train_line.y)                           # one point per epoch
+    ('finished', 2)
     """
 
     model_version = t.Int(0)
@@ -137,18 +166,16 @@ class TrainingProgress(ipw.VBox):
             raise ValueError("pass either trainer/trainer_factory or model/train/test, not both")
         if not float(poll_interval) > 0:
             raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval}")
-        self.trainer = trainer  # None until the factory succeeds (bad data shows a message)
         self.trainer_factory = trainer_factory
         self.poll_interval = float(poll_interval)
         self._callbacks: list[Callable[[Any], None]] = []
-        self._poller: threading.Thread | None = None
-        self._poll_lock = threading.Lock()  # one drain at a time (poller vs refresh())
-        self._run_lock = threading.Lock()  # launching vs closing a run
-        self._run_open = False  # a run was launched and its end not yet processed
-        self._closed = threading.Event()
-        self._wake = threading.Event()
-        self._done = threading.Event()
+        # the curves and the widgets are written by the training thread (events) and the
+        # kernel's thread (buttons, refresh): one lock for both; re-entrant for refresh()
+        self._lock = threading.RLock()
+        self._done = threading.Event()  # set while no run is waiting for its final redraw
         self._done.set()
+        self._trainer: Any = None
+        self._unsubscribe: Callable[[], None] | None = None
 
         self.start_button = ipw.Button(description="Start", icon="play", button_style="success")
         self.stop_button = ipw.Button(description="Stop", icon="stop", button_style="warning")
@@ -171,15 +198,38 @@ class TrainingProgress(ipw.VBox):
             self.summary,
         ]
         self._reset_run_state()
-        if self.trainer is None:
+        if trainer is not None:
+            self.trainer = trainer
+        else:
             self._new_trainer()
         self._refresh_buttons()
-        if self.trainer_state in _ACTIVE:
-            self._run_open = True
-            self._done.clear()
-            self._ensure_poller()
 
     # -- public API -----------------------------------------------------------------
+    @property
+    def trainer(self) -> Any:
+        """The Trainer shown (None while none could be built); assigning one subscribes
+        the widget to it and draws the epochs it already ran."""
+        return self._trainer
+
+    @trainer.setter
+    def trainer(self, trainer: Any) -> None:
+        with self._lock:
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
+            self._trainer = trainer
+            self._reset_run_state()
+            if trainer is None:
+                return
+            self._loss_axis.label = self._loss_label()
+            self._factor = 100.0 if getattr(trainer, "loss_is_nmse", False) else 1.0
+            self._from_history(trainer.history)
+            # bind the trainer: an event still in flight from a replaced one is ignored
+            self._unsubscribe = trainer.subscribe(lambda event: self._on_event(trainer, event))
+            if trainer.state in _ACTIVE:
+                self._done.clear()
+            self._draw()
+
     def start(self) -> None:
         """Start training (a fresh trainer from the factory if the last run ended)."""
         state = self.trainer_state
@@ -192,7 +242,6 @@ class TrainingProgress(ipw.VBox):
                     "stopped run, or pass trainer_factory= / model, train, test to start anew"
                 )
                 return
-            self._reset_run_state()
             if not self._new_trainer():
                 return
         self._launch(self.trainer.start)
@@ -219,22 +268,18 @@ class TrainingProgress(ipw.VBox):
 
     def on_finished(self, callback: Callable[[Any], None], remove: bool = False) -> None:
         """Call ``callback(model)`` whenever a run ends with new weights (finished or
-        stopped). Runs on the poller thread."""
+        stopped). Runs on the training thread, after the widget shows the run's end."""
         if remove:
             self._callbacks.remove(callback)
         else:
             self._callbacks.append(callback)
 
     def refresh(self) -> None:
-        """Drain the trainer's events and update the widgets now (the poller does this
-        every ``poll_interval`` while training)."""
-        if self.trainer is None:
-            return
-        with self._poll_lock:
-            events = self.trainer.poll()
-            if events:
-                self._apply(events)
-            self._refresh_buttons()
+        """Redraw the curves, labels and buttons now from the events received so far
+        (while training they are redrawn every ``poll_interval`` seconds anyway)."""
+        with self._lock:
+            self._draw()
+        self._refresh_buttons()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the current run has ended and the widget shows its final state
@@ -242,11 +287,14 @@ class TrainingProgress(ipw.VBox):
         return self._done.wait(timeout)
 
     def close(self) -> None:
-        """Stop a running trainer and the poller thread, and close the widgets."""
-        self._closed.set()
-        self._wake.set()
+        """Stop a running trainer, stop listening to it, and close the widgets."""
         if self.trainer_state == "running":
             self.trainer.stop()
+        with self._lock:
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
+        self._done.set()  # nothing more will be shown: never leave wait() hanging
         super().close()
 
     # -- construction ---------------------------------------------------------------
@@ -269,9 +317,10 @@ class TrainingProgress(ipw.VBox):
                                   marker_size=16, stroke_width=2, labels=["test"])
         self._lines = (self.batch_line, self.train_line, self.val_line, self.test_line)
         for line in self._lines:
-            line.display_legend = True
+            line.display_legend = False  # a curve enters the legend with its first point
         self._loss_scale = sy
-        self._loss_axis = bq.Axis(scale=sy, label=self._loss_label(), orientation="vertical",
+        self._factor = 1.0  # loss -> displayed value (100: the relative loss in %)
+        self._loss_axis = bq.Axis(scale=sy, label="loss", orientation="vertical",
                                   tick_format=".2~g", label_offset="55px")
         self.loss_figure = bq.Figure(
             marks=list(self._lines),
@@ -282,94 +331,90 @@ class TrainingProgress(ipw.VBox):
         )
 
     def _reset_run_state(self) -> None:
-        self._epochs: list[int] = []
-        self._train_loss: list[float] = []
-        self._val_loss: list[float] = []
-        self._test_loss: list[float] = []
-        self._batch_x: list[float] = []
-        self._batch_loss: list[float] = []
-        self._last_event: Any = None
-        self._progress_event: Any = None  # the latest "batch" or "epoch" event
-        self._rate = 0.0  # latest training throughput, samples/s
-        self._notified = False
-        with self.loss_figure.hold_sync():
-            for line in self._lines:
-                line.x, line.y = np.zeros(0), np.zeros(0)
-        self.progress.value = 0
-        self.progress.bar_style = ""
-        self.message.value = ""
-        self.summary.value = ""
-        self.status.value = "ready"
+        with self._lock:
+            self._epochs: list[int] = []
+            self._train_loss: list[float] = []
+            self._val_loss: list[float] = []
+            self._test_loss: list[float] = []
+            self._batch_x: list[float] = []
+            self._batch_loss: list[float] = []
+            self._last_event: Any = None
+            self._progress_event: Any = None  # the latest "batch" or "epoch" event
+            self._test_nmse: float | None = None  # latest mean per-tile test NMSE, %
+            self._rate = 0.0  # latest training throughput, samples/s
+            self._last_draw = 0.0
+            self._notified = False
+            with self.loss_figure.hold_sync():
+                for line in self._lines:
+                    line.x, line.y = np.zeros(0), np.zeros(0)
+                    line.display_legend = False
+            self.progress.value = 0
+            self.progress.bar_style = ""
+            self.message.value = ""
+            self.summary.value = ""
+            self.status.value = "ready"
+
+    def _from_history(self, history: Any) -> None:
+        """Fold the epochs a trainer already ran (attached after it started) into the curves."""
+        self._epochs = list(range(1, len(history.train_loss) + 1))
+        for values, logged in ((self._train_loss, history.train_loss),
+                               (self._val_loss, history.val_loss),
+                               (self._test_loss, history.test_loss)):
+            values[:] = [np.nan if v is None else float(v) for v in logged]
+        nmse = [v for v in history.test_nmse if v is not None]
+        self._test_nmse = nmse[-1] if nmse else None
 
     # -- running ------------------------------------------------------------------------
     def _new_trainer(self) -> bool:
         """Build a trainer with the factory; on bad data/config show why and return False."""
         try:
-            self.trainer = self.trainer_factory()
+            trainer = self.trainer_factory()
         except Exception as exc:
             self.trainer = None
             self._show_error(f"could not set up training: {exc}")
             self._refresh_buttons()
             return False
-        self._loss_axis.label = self._loss_label()
+        self.trainer = trainer
         return True
 
     def _loss_label(self) -> str:
-        """Axis label naming the trainer's loss (e.g. "relative squared error")."""
+        """Axis label naming the trainer's loss, e.g. "loss: NMSE (%)"."""
+        if getattr(self.trainer, "loss_is_nmse", False):
+            return "loss: NMSE (%)"
         return getattr(self.trainer, "loss_name", "training loss")
 
     def _launch(self, action: Callable[[], None]) -> None:
         self.message.value = ""
-        with self._run_lock:
-            try:
-                action()
-            except Exception as exc:  # bad data / configuration rejected before the thread starts
-                self._show_error(str(exc) or type(exc).__name__)
-                self._refresh_buttons()
-                return
-            self._run_open = True
-            self._done.clear()
+        self._done.clear()
+        try:
+            action()
+        except Exception as exc:  # bad data / configuration rejected before the thread starts
+            self._done.set()
+            self._show_error(str(exc) or type(exc).__name__)
+            self._refresh_buttons()
+            return
         self._refresh_buttons()
-        self._ensure_poller()
-        self._wake.set()
 
-    def _ensure_poller(self) -> None:
-        if self._poller is None or not self._poller.is_alive():
-            self._poller = threading.Thread(
-                target=self._poll_loop, name="TrainingProgress-poller", daemon=True
-            )
-            self._poller.start()
-
-    def _poll_loop(self) -> None:
-        """Poll while a run is open; sleep on ``_wake`` otherwise (one thread per widget)."""
-        while not self._closed.is_set():
-            trainer = self.trainer
-            if trainer is None:
-                self._run_open = False
-            elif trainer.state in _ACTIVE:
-                self._run_open = True  # also picks up a trainer started outside the widget
-            if not self._run_open:
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
-            self._safe_refresh()
-            ended = False
-            with self._run_lock:
-                if trainer is self.trainer and trainer.state not in _ACTIVE:
-                    self._safe_refresh()  # events queued just before the end
-                    self._run_open = False
-                    ended = True
+    def _on_event(self, trainer: Any, event: Any) -> None:
+        """A progress event, on the training thread: fold it in, redraw when due, and
+        finish the run on its last event. Never raises (that would fail the run)."""
+        if trainer is not self._trainer:
+            return
+        ended = event.kind in _ENDS
+        try:
+            with self._lock:
+                self._fold(event)
+                now = time.monotonic()
+                if ended or now - self._last_draw >= self.poll_interval:
+                    self._last_draw = now
+                    self._draw()
             if ended:
                 self._finish(trainer)
-                self._done.set()
-            else:
-                self._closed.wait(self.poll_interval)
-
-    def _safe_refresh(self) -> None:
-        try:
-            self.refresh()
         except Exception as exc:  # never die silently: show what went wrong
             self._show_error(f"progress display failed: {exc}")
+        finally:
+            if ended:
+                self._done.set()
 
     def _finish(self, trainer: Any) -> None:
         """The run ended: final summary, errors, notify listeners of new weights."""
@@ -390,37 +435,41 @@ class TrainingProgress(ipw.VBox):
                 except Exception as exc:
                     self._show_error(f"on_finished callback {callback!r} failed: {exc}")
 
-    def _apply(self, events: list[Any]) -> None:
-        """Fold a batch of progress events into the curves and labels (one redraw)."""
-        for event in events:
-            if event.kind == "batch" and event.train_loss is not None:
-                self._batch_x.append(event.epoch - 1 + event.batch / max(event.n_batches, 1))
-                self._batch_loss.append(float(event.train_loss))
-            elif event.kind == "epoch":
-                self._epochs.append(event.epoch)
-                for values, loss in ((self._train_loss, event.train_loss),
-                                     (self._val_loss, getattr(event, "val_loss", None)),
-                                     (self._test_loss, event.test_loss)):
-                    values.append(np.nan if loss is None else float(loss))
-            elif event.kind == "failed" and event.message:
-                self._show_error(event.message)
-            if event.kind in ("batch", "epoch"):
-                self._progress_event = event
-            self._last_event = event
-        last = self._last_event
-        if len(self._batch_x) > _MAX_BATCH_POINTS:  # keep every other point: bounded payload
-            self._batch_x, self._batch_loss = self._batch_x[::2], self._batch_loss[::2]
+    def _fold(self, event: Any) -> None:
+        """Add one progress event to the curves (no redraw)."""
+        if event.kind == "batch" and event.train_loss is not None:
+            self._batch_x.append(event.epoch - 1 + event.batch / max(event.n_batches, 1))
+            self._batch_loss.append(float(event.train_loss))
+            if len(self._batch_x) > _MAX_BATCH_POINTS:  # keep every other point: bounded payload
+                self._batch_x, self._batch_loss = self._batch_x[::2], self._batch_loss[::2]
+        elif event.kind == "epoch" and not (self._epochs and event.epoch <= self._epochs[-1]):
+            self._epochs.append(event.epoch)
+            for values, loss in ((self._train_loss, event.train_loss),
+                                 (self._val_loss, getattr(event, "val_loss", None)),
+                                 (self._test_loss, event.test_loss)):
+                values.append(np.nan if loss is None else float(loss))
+        if getattr(event, "test_nmse", None) is not None:
+            self._test_nmse = float(event.test_nmse)
+        if event.kind in ("batch", "epoch"):
+            self._progress_event = event
+        self._last_event = event
+
+    def _draw(self) -> None:
+        """Push the curves, the loss axis and the status to the widgets (one message each)."""
+        epochs = np.asarray(self._epochs, dtype=np.float64)
+        curves = ((self.batch_line, self._batch_x, self._batch_loss),
+                  (self.train_line, epochs, self._train_loss),
+                  (self.val_line, epochs, self._val_loss),
+                  (self.test_line, epochs, self._test_loss))
         with self.loss_figure.hold_sync():
-            self.batch_line.x, self.batch_line.y = (np.asarray(self._batch_x),
-                                                    _finite(self._batch_loss))
-            epochs = np.asarray(self._epochs, dtype=float)
-            for line, values in ((self.train_line, self._train_loss),
-                                 (self.val_line, self._val_loss),
-                                 (self.test_line, self._test_loss)):
-                line.x, line.y = epochs, _finite(values)
+            for line, x, values in curves:
+                x, y = _points(x, np.asarray(values, dtype=np.float64) * self._factor)
+                with line.hold_sync():
+                    line.x, line.y = x, y
+                    line.display_legend = bool(len(x))
         self._update_loss_axis()
-        if last is not None:
-            self._show_progress(last)
+        if self._last_event is not None:
+            self._show_progress(self._last_event)
 
     def _update_loss_axis(self) -> None:
         """Fix the loss range and its ticks so every tick label is distinct."""
@@ -439,6 +488,12 @@ class TrainingProgress(ipw.VBox):
             self._loss_axis.tick_values = ticks
             self._loss_axis.tick_format = _distinct_format(ticks)
 
+    def _loss_text(self, value: float | None) -> str:
+        """A loss as shown: "1.23 %" for the relative loss, else the number."""
+        if value is None or not np.isfinite(value):
+            return "–"
+        return f"{value * 100:.3g} %" if self._factor == 100.0 else f"{value:.4g}"
+
     def _show_progress(self, last: Any) -> None:
         """Bar, its caption and the status line for the newest event ``last``."""
         # a run's end reports completed epochs only; the bar keeps the batches already
@@ -453,7 +508,9 @@ class TrainingProgress(ipw.VBox):
             self.progress.max = max(int(shown.n_epochs) * n_batches, 1)
             self.progress.value = int(np.clip(done, 0, self.progress.max))
             self.progress.description = f"epoch {max(shown.epoch, 1)}/{shown.n_epochs}"
-        loss = "" if last.train_loss is None else f" · loss {last.train_loss:.3g}"
+        loss = "" if last.train_loss is None else f" · loss {self._loss_text(last.train_loss)}"
+        if self._test_nmse is not None:
+            loss += f" · test NMSE {self._test_nmse:.3g} %"
         if last.samples_per_s:
             self._rate = float(last.samples_per_s)
         if last.kind in ("batch", "epoch"):
@@ -473,14 +530,19 @@ class TrainingProgress(ipw.VBox):
         history = trainer.history
         rows = [("state", trainer.state), ("epochs", f"{len(history.train_loss)}")]
         for label, values in (("validation", history.val_loss), ("test", history.test_loss)):
-            losses = _finite([np.nan if v is None else v for v in values])
+            losses = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            losses[~(np.isfinite(losses) & (losses > 0))] = np.nan
             if np.isfinite(losses).any():
                 best = int(np.nanargmin(losses))
-                rows.append((f"best {label} loss", f"{losses[best]:.4g} (epoch {best + 1})"))
+                rows.append((f"best {label} loss",
+                             f"{self._loss_text(losses[best])} (epoch {best + 1})"))
+        nmse = [v for v in getattr(history, "test_nmse", []) if v is not None]
+        if nmse:
+            rows.append(("test NMSE (mean per tile)", f"{nmse[-1]:.3g} %"))
         if getattr(history, "best_epoch", None):
             rows.append(("weights kept", f"epoch {history.best_epoch}"))
         if history.train_loss:
-            rows.append(("final train loss", f"{history.train_loss[-1]:.4g}"))
+            rows.append(("final train loss", self._loss_text(history.train_loss[-1])))
         if history.epoch_time:
             rows.append(("time", _fmt_seconds(float(np.sum(history.epoch_time)))))
         if history.samples_per_s:
@@ -507,7 +569,26 @@ class TrainingProgress(ipw.VBox):
 def link_training(progress: TrainingProgress, explorer: Any) -> Callable[[Any], None]:
     """Make ``explorer`` (a LatentExplorer) pick up the weights whenever a run of
     ``progress`` ends. Returns the callback (pass it to ``on_finished(cb, remove=True)``
-    to unlink)."""
+    to unlink).
+
+    Examples
+    --------
+    >>> import numpy as np, plasmonwidgets as pw
+    >>> from plasmonwidgets.widgets.latent_explorer import LatentExplorer
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))        # 12x12 scan, E = 32
+    >>> pairs = pw.make_tiles(si, window=8, pad="reflect")
+    >>> train, test = pairs.split("halves")
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")
+    >>> explorer = LatentExplorer(model, pairs, mode="sync")
+    >>> progress = TrainingProgress(model=model, train=train, test=test, epochs=1)
+    >>> callback = link_training(progress, explorer)    # each finished run re-indexes it
+    >>> progress.start()
+    >>> progress.wait(60)
+    True
+    >>> progress.on_finished(callback, remove=True)     # unlink
+    """
 
     def pick_up(model: Any) -> None:
         explorer.set_model(model)

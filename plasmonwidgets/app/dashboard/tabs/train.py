@@ -23,7 +23,17 @@ __all__ = ["TrainTab"]
 
 
 class TrainTab:
-    """The Train tab (a part of :class:`Dashboard`)."""
+    """The Train tab (a part of :class:`Dashboard`).
+
+    Examples
+    --------
+    >>> from plasmonwidgets.app.dashboard import Dashboard
+    >>> dash = Dashboard(epochs=5)                   # doctest: +SKIP
+    >>> progress = dash.trainers[("im2spec", 2)]     # doctest: +SKIP
+    >>> progress.start(); progress.wait(120)         # doctest: +SKIP
+    True
+    >>> dash.use_trained(("im2spec", 2))             # doctest: +SKIP
+    """
 
     def _build_train(self) -> list[ipw.Widget]:
         self.train_direction = ipw.ToggleButtons(options=list(pretrained.DIRECTIONS),
@@ -55,7 +65,8 @@ class TrainTab:
                 f"of the scan) and monitor the loss on the {len(self.test_set)} test tiles of the "
                 "other half. A run trains beside the model in use: when it finishes (or is "
                 "stopped), <b>Use this model</b> puts it in every tab and <b>Revert to "
-                "pre-trained</b> brings the packaged model back."
+                "pre-trained</b> brings the packaged model back. The loss is each tile's "
+                "squared error relative to its signal, in % (NMSE, as in the other tabs)."
             ),
             ipw.HBox([self.train_direction, self.train_latent, self.epochs]),
             self.train_note,
@@ -127,6 +138,8 @@ class TrainTab:
         self.revert_button.disabled = not self.can_revert(key)
 
     def _on_epochs(self, change: dict) -> None:
+        """A new epoch count applies to the next run: rebuild trainers that have not started
+        (assigning ``progress.trainer`` re-subscribes the panel to the new one)."""
         for progress in self.trainers.values():
             trainer = progress.trainer
             if (trainer is None or trainer.state == "idle") and progress.trainer_factory is not None:
