@@ -1,9 +1,13 @@
 """The decoder exported to the page computes what model.decode computes; the explorer
-hands the decoded view to the page once it says it is drawing."""
+hands the decoded view to the page once it says it is drawing.
+
+The page's side (each decoder step, the widget binding sliders to the mark) is tested in
+JavaScript: tests/js/browser_decoder.test.mjs."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,7 +23,7 @@ from plasmonwidgets.widgets import latent_explorer as le
 from plasmonwidgets.widgets.browser_decoder import BrowserDecoder
 
 NODE = shutil.which("node")
-MODULE = (Path(le.__file__).parent / "static" / "browser_decoder.js").as_uri()
+PARITY = Path(__file__).parent / "js" / "browser_decoder_parity.test.mjs"
 
 
 def _randomised(model):
@@ -38,26 +42,22 @@ def _randomised(model):
     return model
 
 
-def _node_decode(model, z: np.ndarray, tmp_path: Path) -> np.ndarray:
+def _check_in_node(name: str, model, z: np.ndarray, tmp_path: Path) -> None:
+    """Run tests/js/browser_decoder_parity.test.mjs on this model's exported program;
+    the expected values come from ``model.decode`` here (torch), so the data must come
+    from Python and the comparison runs in node."""
     ops, weights = decoder_program(model)
-    (tmp_path / "ops.json").write_text(json.dumps(ops))
+    expected = model.decode(z)
+    case = {"name": name, "ops": ops, "z": z.tolist(), "shape": list(expected.shape[1:]),
+            "expected": expected.reshape(len(z), -1).tolist(),
+            "rtol": 1e-4, "atol": 1e-5 * float(np.abs(expected).max())}
+    (tmp_path / "case.json").write_text(json.dumps(case))
     (tmp_path / "weights.bin").write_bytes(weights.astype(np.float32).tobytes())
-    (tmp_path / "z.json").write_text(json.dumps(z.tolist()))
-    script = f"""
-import {{ runProgram }} from {json.dumps(MODULE)};
-import {{ readFileSync }} from "node:fs";
-const dir = {json.dumps(str(tmp_path))};
-const ops = JSON.parse(readFileSync(dir + "/ops.json", "utf8"));
-const buf = readFileSync(dir + "/weights.bin");
-const weights = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
-const zs = JSON.parse(readFileSync(dir + "/z.json", "utf8"));
-console.log(JSON.stringify(zs.map((z) => {{ const [y, shape] = runProgram(ops, weights, z);
-  return {{y: Array.from(y), shape}}; }})));
-"""
-    out = subprocess.run([NODE, "--input-type=module", "-e", script], capture_output=True,
-                         text=True, timeout=60, check=True).stdout
-    results = json.loads(out)
-    return np.stack([np.asarray(r["y"], np.float32).reshape(r["shape"]) for r in results])
+    out = subprocess.run([NODE, "--test", "--test-reporter=tap", str(PARITY)], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "PW_DECODER_FIXTURES": str(tmp_path)})
+    report = out.stdout + out.stderr
+    assert out.returncode == 0, f"node's decoder differs from model.decode:\n{report}"
+    assert "# pass 1" in out.stdout and "# skipped 0" in out.stdout, report  # it ran, not skipped
 
 
 @pytest.mark.skipif(NODE is None, reason="needs node to run the page's decoder module")
@@ -75,11 +75,7 @@ def test_page_decoder_matches_model_decode(kind, tmp_path):
                                        n_filters_dec=8, pool=4,
                                        symmetric=kind == "spec2im", device="cpu"))
     z = np.random.default_rng(0).normal(0, 2, (4, model.latent_dim)).astype(np.float32)
-    expected = model.decode(z)
-    got = _node_decode(model, z, tmp_path)
-    assert got.shape == expected.shape
-    scale = float(np.abs(expected).max())
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * scale)
+    _check_in_node(kind, model, z, tmp_path)
 
 
 def test_export_refuses_what_it_cannot_express():
@@ -145,51 +141,3 @@ def test_retrained_model_is_sent_to_the_page(small_trained):
         assert ex.browser_decoder.weights == weights.tobytes() and ex.browser_decoder.ops == ops
     finally:
         ex.close()
-
-
-@pytest.mark.skipif(NODE is None, reason="needs node to run the page's decoder module")
-def test_page_keeps_its_newer_curve_over_a_stale_kernel_value(tmp_path):
-    """The widget half of browser_decoder.js, driven with stand-in widget models: a slider
-    move redraws the mark; a later (older) value from the kernel is replaced at once."""
-    model = _randomised(pw.Im2Spec(window=16, n_energy=40, latent_dim=2, n_filters_enc=4,
-                                   n_filters_dec=4, device="cpu"))
-    ops, weights = decoder_program(model)
-    (tmp_path / "ops.json").write_text(json.dumps(ops))
-    (tmp_path / "weights.bin").write_bytes(weights.tobytes())
-    script = f"""
-import widget from {json.dumps(MODULE)};
-import {{ readFileSync }} from "node:fs";
-const dir = {json.dumps(str(tmp_path))};
-class Model {{  // the part of a Backbone widget model the module uses
-  constructor(state) {{ this.state = state; this.handlers = {{}}; this.sent = []; }}
-  get(k) {{ return this.state[k]; }}
-  set(k, v, options) {{
-    this.state[k] = v;
-    for (const f of this.handlers["change:" + k] || []) f(this, v, options);
-  }}
-  on(e, f) {{ for (const n of e.split(" ")) (this.handlers[n] ||= []).push(f); }}
-  off(e, f) {{ this.handlers[e] = (this.handlers[e] || []).filter((g) => g !== f); }}
-  send(m) {{ this.sent.push(m); }}
-}}
-const sliders = [new Model({{value: 0.5}}), new Model({{value: -1.0}})];
-const line = new Model({{y: null}});
-const models = {{s0: sliders[0], s1: sliders[1], line}};
-const buf = readFileSync(dir + "/weights.bin");
-const decoder = new Model({{ops: JSON.parse(readFileSync(dir + "/ops.json", "utf8")),
-  weights: new DataView(buf.buffer, buf.byteOffset, buf.byteLength),
-  sliders: ["IPY_MODEL_s0", "IPY_MODEL_s1"], target: "IPY_MODEL_line", attribute: "y"}});
-decoder.widget_manager = {{ get_model: async (id) => models[id] }};
-await widget.initialize({{ model: decoder }});
-sliders[1].set("value", 2.0);               // the hand moves: the page draws
-const drawn = Array.from(line.get("y"));
-line.set("y", new Float32Array(40).fill(7)); // an older value arrives from the kernel
-console.log(JSON.stringify({{sent: decoder.sent, drawn, after: Array.from(line.get("y"))}}));
-"""
-    out = subprocess.run([NODE, "--input-type=module", "-e", script], capture_output=True,
-                         text=True, timeout=60, check=True).stdout
-    result = json.loads(out)
-    assert {"type": "ready"} in result["sent"]
-    expected = model.decode(np.array([0.5, 2.0], np.float32))
-    scale = float(np.abs(expected).max())
-    np.testing.assert_allclose(result["drawn"], expected, rtol=1e-4, atol=1e-5 * scale)
-    np.testing.assert_allclose(result["after"], result["drawn"])  # the page's newer curve stays

@@ -12,8 +12,6 @@ import html
 import json
 import logging
 import re
-import shutil
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -22,7 +20,6 @@ import numpy as np
 import pytest
 
 import plasmonwidgets as pw
-from plasmonwidgets.widgets import upload as upload_module
 from plasmonwidgets.widgets.file_chooser import DataFileChooser
 from plasmonwidgets.widgets.upload import MIB, ChunkedUpload, too_large_message
 
@@ -381,18 +378,12 @@ def test_python_side_value_is_stored_like_an_upload_and_cleared(chooser, hspy_by
     assert "'evil.sh' is not a supported file type" in shown(chooser)
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to import the upload ES module")
-def test_browser_and_kernel_word_the_refusal_alike():
-    cases = [("big.dm4", 3 * MIB, 2 * MIB, "put the file in the data folder instead"),
-             ("x.emd", 250 * MIB + 12345, 200 * MIB, ""),
-             ("tiny.hspy", 2048, int(0.001 * MIB), "hint")]
-    module = (Path(upload_module.__file__).parent / "static" / "upload.js").as_uri()
-    script = (f"import {{ tooLargeText }} from {json.dumps(module)};\n"
-              f"const cases = {json.dumps(cases)};\n"
-              "console.log(JSON.stringify(cases.map((c) => tooLargeText(...c))));\n")
-    out = subprocess.run([shutil.which("node"), "--input-type=module", "-e", script],
-                         capture_output=True, text=True, timeout=30, check=True).stdout
-    assert json.loads(out) == [too_large_message(*c) for c in cases]
+def test_kernel_words_the_refusal_as_the_page_does():
+    """tests/js/upload.test.mjs checks the page's tooLargeText against the same file."""
+    golden = json.loads((Path(__file__).parent / "js" / "too_large_messages.json").read_text())
+    assert golden["cases"]
+    for c in golden["cases"]:
+        assert too_large_message(c["name"], c["size"], c["max_bytes"], c["hint"]) == c["text"]
 
 
 def test_an_unexpected_failure_is_answered_not_raised(tmp_path):

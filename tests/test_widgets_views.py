@@ -6,11 +6,6 @@ Messages to the front end are counted by recording each widget's ``comm.send``
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-from pathlib import Path
-
 import numpy as np
 import pytest
 import traitlets
@@ -440,25 +435,3 @@ def test_spectrum_view_keeps_the_legend_corner_free_of_data():
     top_of_data = (float(np.max(peak * 1.1)) - lo) / (hi - lo)
     assert top_of_data <= 1 - legend_px / plot_px
     assert sv.figure.legend_location == "top-right"
-
-
-NODE = shutil.which("node")
-
-
-@pytest.mark.skipif(NODE is None, reason="needs node to import the viewer's ES module")
-def test_viewer_footer_hides_the_probe_when_it_is_not_shown():
-    module = (Path(colormaps.__file__).parent / "static" / "haadf_viewer.js").as_uri()
-    script = (
-        f"import {{ readoutText }} from {json.dumps(module)};\n"
-        "const cursor = {rc: [1, 2], haadf: 5.5};\n"
-        "console.log(JSON.stringify([\n"
-        "  readoutText({probe: null, pixelSize: 2, unit: 'nm', cursor: null}),\n"
-        "  readoutText({probe: null, pixelSize: 2, unit: 'nm', cursor}),\n"
-        "  readoutText({probe: [3, 4], pixelSize: 2, unit: 'nm', cursor: null}),\n"
-        "]));\n"
-    )
-    out = subprocess.run([NODE, "--input-type=module", "-e", script], capture_output=True,
-                         text=True, timeout=30, check=True).stdout
-    hidden, hidden_hover, shown = json.loads(out)
-    assert hidden == "" and hidden_hover == "cursor (1, 2) HAADF 5.5"
-    assert shown == "probe (3, 4) = (6, 8) nm"

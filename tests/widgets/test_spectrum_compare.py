@@ -8,9 +8,6 @@ recorded from each widget's comm (ipywidgets' DummyComm when no kernel is attach
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,14 +15,12 @@ import traitlets
 
 from plasmonwidgets.spectrum_image import SpectrumImage
 from plasmonwidgets.tiles import make_tiles
-from plasmonwidgets.widgets import haadf_viewer
 from plasmonwidgets.widgets.haadf_viewer import HAADFViewer
 from plasmonwidgets.widgets.linking import link
 from plasmonwidgets.widgets.spectrum_compare import MAX_PINS, PIN_COLORS, SpectrumCompare, window_map
 from plasmonwidgets.widgets.spectrum_view import SpectrumView
 
 H, W, N_E, SCALE = 12, 15, 50, 2
-NODE = shutil.which("node")
 
 
 @pytest.fixture(scope="module")
@@ -269,16 +264,3 @@ def test_scale_bar_and_intensity_scale_state(si):
     v = HAADFViewer(si)
     assert v.show_scalebar and v.show_colorbar and v.image_label == "HAADF (counts)"
     assert (v.pixel_size, v.pixel_unit) == (2.5, "nm")
-
-
-@pytest.mark.skipif(NODE is None, reason="needs node to import the viewer's ES module")
-def test_scale_bar_length_and_drag_box_helpers():
-    module = (Path(haadf_viewer.__file__).parent / "static" / "haadf_viewer.js").as_uri()
-    script = (
-        f"import {{ niceLength, dragToSiBox }} from {json.dumps(module)};\n"
-        "console.log(JSON.stringify([niceLength(37.3), niceLength(0.9), niceLength(10), niceLength(0),\n"
-        "  dragToSiBox([5, 3], [1, 9], 2, 10, 10), dragToSiBox([-4, -4], [99, 99], 2, 10, 10)]));\n"
-    )
-    out = subprocess.run([NODE, "--input-type=module", "-e", script], capture_output=True,
-                         text=True, timeout=30, check=True).stdout
-    assert json.loads(out) == [20, 0.5, 10, 0, [0, 1, 3, 5], [0, 0, 10, 10]]
