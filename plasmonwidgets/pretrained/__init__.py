@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ..roles import DIRECTIONS
+
 __all__ = [
     "ARCH",
     "DATASET",
@@ -37,7 +39,6 @@ __all__ = [
 
 HERE = Path(__file__).resolve().parent
 
-DIRECTIONS = ("im2spec", "spec2im")
 LATENT_DIMS = (2, 10)
 WINDOW = 16
 SPLIT = "halves"
