@@ -45,10 +45,10 @@ def _named_models(models: Any) -> dict[str, Any]:
                 )
             named[name] = m
     for name, m in named.items():
-        if getattr(m, "direction", None) not in ("im2spec", "spec2im") or not hasattr(m, "predict"):
+        if getattr(m, "input_kind", None) not in ("image", "spectrum") or not hasattr(m, "predict"):
             raise TypeError(
                 f"model {name!r} is a {type(m).__name__}, not an Im2Spec/Spec2Im model "
-                "(needs .direction and .predict)"
+                "(needs .input_kind and .predict)"
             )
     return named
 
@@ -180,7 +180,8 @@ class ProbeLink:
             spectrum = self.pairs.spectra[index]
         spectra, tiles = {}, {}
         for name, model in self.models.items():
-            if model.direction == "im2spec":
+            # a model reads the tile and predicts a spectrum, or the other way round
+            if model.input_kind == "image":
                 spectra[name] = np.asarray(model.predict(tile))
             else:
                 tiles[name] = np.asarray(model.predict(spectrum))
