@@ -421,7 +421,8 @@ def test_inverse_design_im2spec_finds_matching_structures(split, im2spec):
         res = analysis.inverse_design(im2spec, target, train, k=5, n_starts=4, index=index)
         assert res.z.shape == (3,) and res.in_range
         assert np.all(res.z >= index.lower - 1e-9) and np.all(res.z <= index.upper + 1e-9)
-        assert res.spectra.shape == (5, 32) and res.images.shape == (5, WINDOW, WINDOW)
+        n = len(res.indices)  # structures a tile apart: the small scene may hold fewer than 5
+        assert 1 <= n <= 5 and res.spectra.shape == (n, 32) and res.images.shape == (n, WINDOW, WINDOW)
         np.testing.assert_allclose(res.spectra, train.spectra[res.indices])
         # the optimum decodes closer to the target than any observed tile's encoding does
         best_observed = _nmse_to(target, im2spec.decode(index.z.astype(np.float32))).min()

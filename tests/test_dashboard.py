@@ -282,12 +282,46 @@ def test_inverse_design_button(dashboard):
     assert dashboard.error_text == ""
     result = dashboard.last_design
     assert result is not None and result.positions.shape == (3, 2)
-    assert dashboard.design_viewer.highlight == result.positions.tolist()
+    boxes = dashboard.design_viewer.overlays["structures"]
+    assert [b["label"] for b in boxes] == ["1", "2", "3"]
     assert "design NMSE" in dashboard.design_result.value
     dashboard.design_source.value = "spectrum at the probe"
     dashboard.design_model.value = ("spec2im", 10)
     dashboard.design_button.click()
     assert dashboard.error_text == "" and dashboard.last_design.direction == "spec2im"
+
+
+@needs_models
+def test_inverse_design_says_how_the_target_is_built_and_flags_the_gap(dashboard):
+    import dataclasses
+
+    dashboard.select_tab("Inverse design")
+    dashboard.design_energy.value = 0.6
+    assert "mean spectrum" in dashboard.design_target_note.value  # "Gaussian peak": mean + peak
+    dashboard.design_source.value = "pure Gaussian"
+    assert "Gaussian peak alone" in dashboard.design_target_note.value
+    si = dashboard.si
+    top = np.asarray(si.spectra, dtype=np.float64).reshape(-1, si.n_energy).mean(0).max()
+    np.testing.assert_allclose(dashboard.target_spectrum(), top * np.exp(
+        -0.5 * ((si.energy - 0.6) / dashboard.design_width.value) ** 2))
+    dashboard.design_source.value = "Gaussian peak"
+    dashboard.design_k.value = 3
+    dashboard.design_button.click()
+    result = dashboard.last_design
+    # one curve per structure's measured spectrum, and each one's NMSE in the table
+    assert {"target", "design (decoded)", "#1 measured", "#3 measured"} <= set(
+        dashboard.design_spectra.lines)
+    for err in result.spectra_nmse:
+        assert f"{err:.2f} %" in dashboard.design_table.value
+    # measured spectra far worse than the design: a visible warning
+    key = dashboard.design_model.value
+    far = dataclasses.replace(result, nmse=1.85, spectra_nmse=np.array([14.0, 15.5, 17.0]))
+    dashboard._show_design(key, result.target, far)
+    assert "not borne out by the measured spectra" in dashboard.design_flag.value
+    assert dashboard.design_table.value.count("⚠") == 3
+    near = dataclasses.replace(result, nmse=1.85, spectra_nmse=np.array([2.0, 2.5, 3.0]))
+    dashboard._show_design(key, result.target, near)
+    assert dashboard.design_flag.value == "" and "⚠" not in dashboard.design_table.value
 
 
 def _wait_for_epochs(progress, n: int, timeout: float = 120.0) -> None:
@@ -392,13 +426,15 @@ def test_data_and_errors_tabs_show_the_same_metric_table(dashboard):
         errors = _page_text(dashboard.error_models)
         assert NMSE_HELP in errors
         for key in (k for k in KEYS if k[0] == direction):
-            pattern = (rf"{model_label(key)}:? pre-trained (?:— )?test NMSE mean ([\d.]+) %, "
-                       rf"median ([\d.]+) %, max ([\d.]+) %")
-            in_data, in_errors = re.search(pattern, summary), re.search(pattern, errors)
+            pattern = (rf"{model_label(key)} pre-trained — test NMSE mean ([\d.]+) %, "
+                       rf"median ([\d.]+) %, p95 ([\d.]+) %, max ([\d.]+) %")
+            in_errors = rf"{model_label(key)}: pre-trained ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+) "
+            in_data, in_errors = re.search(pattern, summary), re.search(in_errors, errors)
             assert in_data and in_errors, (pattern, summary, errors)
             assert in_data.groups() == in_errors.groups()
             s = dashboard.model_table(key).overall
-            assert in_data.groups() == tuple(format_percent(v) for v in (s.mean, s.median, s.max))
+            assert in_data.groups() == tuple(format_percent(v)
+                                             for v in (s.mean, s.median, s.p95, s.max))
     # the table is evaluate's, on the test half
     key = ("im2spec", 2)
     s = evaluate(dashboard.models[key], dashboard.test_set).overall

@@ -11,7 +11,7 @@ from ..metrics import nmse_percent
 from ._inputs import check_model, target_shape
 from .backprojection import LatentIndex
 
-__all__ = ["InverseDesign", "inverse_design"]
+__all__ = ["InverseDesign", "inverse_design", "separated"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ class InverseDesign:
     spectra : (k, E) their measured spectra
     spectra_nmse : (k,) NMSE (%) of each measured spectrum against the target
     direction : "im2spec" or "spec2im"
+    min_separation : the smallest SI-pixel distance (rows or columns, whichever is
+        larger) allowed between two returned structures; fewer than k are returned when
+        the observed tiles cannot provide k that far apart
     """
 
     z: np.ndarray
@@ -47,11 +50,49 @@ class InverseDesign:
     spectra: np.ndarray
     spectra_nmse: np.ndarray
     direction: str
+    min_separation: int = 0
 
 
 def _nmse(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     """NMSE (%) of each row of ``pred`` (M, E) against ``target`` (E,)."""
     return np.asarray(nmse_percent(pred, np.broadcast_to(target, pred.shape), axis=-1))
+
+
+def separated(positions: Any, k: int, min_separation: int) -> np.ndarray:
+    """Indices of up to ``k`` of ``positions`` (M, 2), taken in order, each at least
+    ``min_separation`` SI pixels from every one taken before (Chebyshev distance: the
+    larger of the row and column offsets, so two tiles of that width do not overlap).
+
+    Examples
+    --------
+    >>> separated([[0, 0], [0, 1], [0, 5], [9, 9]], k=3, min_separation=4).tolist()
+    [0, 2, 3]
+    """
+    pos = np.asarray(positions, dtype=np.int64).reshape(-1, 2)
+    keep: list[int] = []
+    for i, p in enumerate(pos):
+        if len(keep) == k:
+            break
+        if not keep or np.min(np.max(np.abs(pos[keep] - p), axis=1)) >= min_separation:
+            keep.append(i)
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _nearest_separated(index: LatentIndex, z: np.ndarray, k: int, min_separation: int) -> Any:
+    """The k observed tiles encoded nearest ``z`` that lie ``min_separation`` SI pixels apart.
+
+    Asks the index for ever more neighbours (latent order) until k far-enough ones are found
+    or every tile was seen. Returns (indices, distances, positions, images, spectra).
+    """
+    m = min(len(index), max(4 * k, k + 16))
+    while True:
+        near = index.query(z, m)
+        pick = separated(near.positions, k, min_separation)
+        if len(pick) == k or m == len(index):
+            break
+        m = min(len(index), 4 * m)
+    return (near.indices[pick], near.distances[pick], near.positions[pick], near.images[pick],
+            near.spectra[pick])
 
 
 def _optimise_im2spec(index: LatentIndex, target: np.ndarray, n_starts: int, seed: int,
@@ -106,6 +147,7 @@ def inverse_design(
     index: LatentIndex | None = None,
     seed: int = 0,
     max_iter: int = 100,
+    min_separation: int | None = None,
 ) -> InverseDesign:
     """Find the latent point and the observed structures whose spectrum best matches a target.
 
@@ -124,6 +166,12 @@ def inverse_design(
     target's encoding falls inside the observed range (if not, no measured
     structure resembles it and the neighbours are only the least bad).
 
+    Neighbouring probe positions see nearly the same tile and encode to nearly the
+    same point, so the k nearest encodings are often k neighbouring pixels of one
+    spot. The structures returned are therefore the nearest ones lying at least
+    ``min_separation`` SI pixels apart (default: the tile window, so no two tiles
+    overlap); ``min_separation=0`` returns the plain k nearest.
+
     Parameters
     ----------
     model : Im2Spec or Spec2Im
@@ -134,6 +182,15 @@ def inverse_design(
     index : a :class:`LatentIndex` of (model, pairs), to skip encoding again
     seed : seed for the random starts
     max_iter : L-BFGS-B iterations per start
+    min_separation : smallest distance in SI pixels (larger of the row and column
+        offsets) between two returned structures; default ``pairs.window``. The window is
+        in HAADF pixels, so with several HAADF pixels per SI pixel the default keeps them
+        more than a tile apart; pass ``ceil(window / scale)`` for exactly one tile.
+
+    Examples
+    --------
+    >>> res = inverse_design(model, target, pairs, k=5)          # doctest: +SKIP
+    >>> res.positions, res.spectra_nmse, res.nmse                # doctest: +SKIP
     """
     direction = check_model(model)
     if index is None:
@@ -154,18 +211,25 @@ def inverse_design(
     n_starts = int(n_starts)
     if n_starts < 1:
         raise ValueError(f"n_starts must be >= 1, got {n_starts}")
+    k = int(k)
+    if not 1 <= k <= len(index):
+        raise ValueError(f"k must be between 1 and the number of tiles ({len(index)}), got {k}")
+    sep = int(pairs.window if min_separation is None else min_separation)
+    if sep < 0:
+        raise ValueError(f"min_separation must be >= 0 SI pixels, got {min_separation}")
 
     if direction == "im2spec":
         z = _optimise_im2spec(index, target, n_starts, seed, int(max_iter))
     else:
         z = np.asarray(model.encode(target[None, :].astype(np.float32)), np.float64).reshape(-1)
     decoded = np.asarray(model.decode(z[None, :].astype(np.float32))).reshape(target_shape(model))
-    near = index.query(z, k)
-    spectra_nmse = _nmse(near.spectra.astype(np.float64), target)
+    indices, distances, positions, images, spectra = _nearest_separated(index, z, k, sep)
+    spectra_nmse = _nmse(spectra.astype(np.float64), target)
     if direction == "im2spec":
         nmse = float(_nmse(decoded[None, :].astype(np.float64), target)[0])
     else:
-        nmse = float(_nmse(near.mean_spectrum[None, :].astype(np.float64), target)[0])
+        mean = spectra.astype(np.float64).mean(axis=0)
+        nmse = float(_nmse(mean[None, :], target)[0])
     in_range = bool(np.all((z >= index.lower) & (z <= index.upper)))
     return InverseDesign(
         z=z,
@@ -173,11 +237,12 @@ def inverse_design(
         target=target,
         nmse=nmse,
         in_range=in_range,
-        indices=near.indices,
-        positions=near.positions,
-        distances=near.distances,
-        images=near.images,
-        spectra=near.spectra,
+        indices=indices,
+        positions=positions,
+        distances=distances,
+        images=images,
+        spectra=spectra,
         spectra_nmse=spectra_nmse,
         direction=direction,
+        min_separation=sep,
     )

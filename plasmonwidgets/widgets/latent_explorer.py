@@ -3,8 +3,12 @@
 The panel holds one slider per latent dimension, a 2-D latent pad (a scatter of
 every encoded tile with a draggable current point), the decoded output of the
 current point (a spectrum for im2spec, a tile for spec2im), the k observed tiles
-whose encodings lie nearest (back-projection, highlighted on a linked
-HAADFViewer) and a latent-grid view (the paper's Fig. 3/5).
+whose encodings lie nearest (back-projection, outlined at their tile size on a
+linked HAADFViewer and shown in a captioned strip) and a latent-grid view (the paper's
+Fig. 3/5). The "measured" curve or tile is the measurement at the nearest observed tile.
+When the point leaves the cloud of encoded tiles (its distance to the nearest encoding
+exceeds the 99th percentile of the nearest-neighbour distances inside the cloud), a
+warning says that the decoder is extrapolating.
 
 Decoding is coalesced (see :mod:`.coalesce`): under fast dragging only the
 latest latent point is decoded, and the point where the hand stops is always the
@@ -16,14 +20,18 @@ and always end on the resting point.
 
 from __future__ import annotations
 
+import base64
+import struct
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
 import bqplot as bq
 import ipywidgets as ipw
 import numpy as np
+from scipy.spatial import cKDTree
 
 from ..analysis import LatentIndex, cluster_latent, tile_errors
 from ._message import message_html
@@ -36,6 +44,55 @@ __all__ = ["LatentExplorer"]
 COLOR_MODES = ("cluster", "error", "region")
 #: seconds between updates of the secondary views (nearest tiles, highlight) while dragging
 SECONDARY_INTERVAL_S = 0.2
+#: a point farther from every encoding than this percentile of the cloud's own
+#: nearest-neighbour distances is out of distribution
+OOD_PERCENTILE = 99.0
+#: colour of the nearest tiles: markers on the pad, outlines on the HAADF
+NEAREST_COLOR = "#d62728"
+#: side of a tile in the nearest-tile strip, CSS pixels
+STRIP_TILE_PX = 64
+# width of the title and warning lines: the two columns side by side
+_PANEL_WIDTH = "920px"
+# captions: text line spacing (an HTML widget's default is one widget row per line)
+_CAPTION = "<div style='line-height:1.3;font-size:12px'>{}</div>"
+
+
+def ood_threshold(z: np.ndarray, percentile: float = OOD_PERCENTILE) -> float:
+    """The ``percentile`` of the distances from each encoding (N, d) to its nearest other one.
+
+    A latent point farther than this from every encoding lies outside the data cloud.
+
+    Examples
+    --------
+    >>> ood_threshold(np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0]]), 50)
+    1.0
+    """
+    z = np.asarray(z, dtype=np.float64)
+    if len(z) < 2:
+        return float("inf")
+    dist, _ = cKDTree(z).query(z, k=2)
+    return float(np.percentile(dist[:, 1], percentile))
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    """A PNG file of an (h, w, 3) uint8 image (no imaging library needed)."""
+    h, w, _ = rgb.shape
+    raw = b"".join(b"\x00" + row.tobytes() for row in np.ascontiguousarray(rgb, np.uint8))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + tag + data
+                + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
+def tile_data_uri(tile: np.ndarray, lo: float, hi: float, cmap: str = "grey") -> str:
+    """A (w, w) tile as a ``data:image/png`` URI, coloured on the fixed range [lo, hi]."""
+    t = np.asarray(tile, dtype=np.float64)
+    u = np.clip((t - lo) / (hi - lo if hi > lo else 1.0), 0.0, 1.0)
+    rgb = lut(cmap)[np.nan_to_num(u * 255).astype(np.uint8), :3]
+    return "data:image/png;base64," + base64.b64encode(_png(rgb)).decode("ascii")
 
 
 def _label_colors(n: int) -> list[str]:
@@ -89,7 +146,8 @@ class LatentExplorer(ipw.VBox):
         Observed tiles/spectra; encoded once into the latent pad and used for
         back-projection.
     viewer : HAADFViewer, optional
-        Its ``highlight`` trait is set to the SI (row, col) of the k nearest tiles.
+        The k nearest tiles are outlined on it at their size, numbered (overlay group
+        "nearest"; a viewer without ``set_boxes`` gets circles via ``highlight``).
     spectrum_view : SpectrumView, optional
         im2spec: the decoded spectrum ("decoded") and the measured spectrum of the
         nearest observed tile ("measured"); created when omitted. spec2im: the
@@ -120,7 +178,12 @@ class LatentExplorer(ipw.VBox):
     dim_x, dim_y, color_by : Dropdowns choosing the pad's axes and colouring
     mode_toggle : ToggleButtons "decode" / "grid"
     grid_figure : bqplot Figure of the latent grid
-    neighbour_figure : bqplot Figure with the k nearest observed HAADF tiles
+    neighbour_strip : HTML strip of the k nearest observed HAADF tiles, with gaps and
+        captions (latent distance, SI position); they are outlined on ``viewer``
+    measured_caption : HTML line saying whose measurement the "measured" curve/tile is
+    ood_box : HTML line with the out-of-distribution warning ('' inside the data cloud)
+    out_of_distribution : bool, whether the last decoded point left the data cloud
+    nearest_positions : SI [row, col] of the nearest tiles last shown
     status : HTML line for messages (errors in red)
     children_by_name : the named children above, for driving the panel without a browser
     """
@@ -158,6 +221,13 @@ class LatentExplorer(ipw.VBox):
         self.last_neighbours: Any = None
         self.model, self.pairs = model, pairs
         self.index = self._build_index(model, pairs)
+        self._ood_limit = ood_threshold(self.index.z)
+        self.out_of_distribution = False
+        self.last_ood_distance = float("nan")
+        images = np.asarray(pairs.images)
+        # one fixed grey range for every strip tile: the tiles' own 0.5-99.5 % range
+        sample = images[:: max(1, len(images) // 2000)]
+        self._tile_range = tuple(float(v) for v in np.percentile(sample, [0.5, 99.5]))
         self._direction = model.direction
         self.spectrum_view = spectrum_view
         self.tile_view = tile_view
@@ -175,7 +245,10 @@ class LatentExplorer(ipw.VBox):
 
         d = self.index.latent_dim
         self.status = ipw.HTML()
-        self.title = ipw.HTML()
+        self.title = ipw.HTML(layout={"height": "24px", "overflow": "hidden", "width": _PANEL_WIDTH})
+        # fixed size, empty or a warning: the page does not move when it appears
+        self.ood_box = ipw.HTML(layout={"height": "44px", "overflow": "hidden", "width": _PANEL_WIDTH})
+        self.ood_box.add_class("pw-latent-ood")
         self.sliders = [self._make_slider(i) for i in range(d)]
         self.sliders_box = ipw.VBox(self.sliders)
         self.browser_decoder = (BrowserDecoder(model, self.sliders,
@@ -219,13 +292,13 @@ class LatentExplorer(ipw.VBox):
             layout={"width": "440px", "flex": "0 0 auto"},
         )
         right = ipw.VBox(
-            [ipw.HBox([self.mode_toggle, self.grid_size]), self.output_box,
-             self.neighbour_caption, self.neighbour_figure, self.k_slider],
+            [ipw.HBox([self.mode_toggle, self.grid_size]), self.output_box, self.measured_caption,
+             self.neighbour_caption, self.neighbour_strip, self.k_slider],
             layout={"flex": "0 0 auto"},
         )
         # columns keep their size; in a narrow output the right one wraps below the pad
-        self.children = [self.title, ipw.HBox([left, right], layout={"flex_flow": "row wrap"}),
-                         self.status]
+        self.children = [self.title, self.ood_box,
+                         ipw.HBox([left, right], layout={"flex_flow": "row wrap"}), self.status]
         if self.browser_decoder is not None:
             self.browser_decoder.on_status(self._update_title)
             self.children += (self.browser_decoder,)
@@ -287,6 +360,7 @@ class LatentExplorer(ipw.VBox):
         same_dim = index.latent_dim == self.index.latent_dim
         with self._lock:
             self.model, self.index = model, index
+            self._ood_limit = ood_threshold(index.z)
             self._generation += 1
             self._color_cache.clear()
         if not same_dim:
@@ -334,6 +408,9 @@ class LatentExplorer(ipw.VBox):
         energy = np.asarray(self.pairs.energy, dtype=np.float64)
         if self.spectrum_view is not None and not np.array_equal(self.spectrum_view.energy, energy):
             self.spectrum_view.set_energy(energy)
+        measured = getattr(self.spectrum_view, "lines", {}).get("measured")
+        if measured is not None:  # the legend says whose measurement it is
+            measured.labels = ["measured, nearest tile"]
 
     def _view_widgets(self) -> list[ipw.Widget]:
         """The decoded-output view first, then the other view when one was given."""
@@ -414,18 +491,19 @@ class LatentExplorer(ipw.VBox):
         self._update_cloud_xy()
 
     def _build_neighbours(self) -> None:
-        self.neighbour_caption = ipw.HTML()
-        self._nx, self._ny = bq.LinearScale(), bq.LinearScale()
-        self._ncolor = bq.ColorScale(colors=hex_colors("grey"))
-        self.neighbour_heatmap = bq.HeatMap(
-            x=np.arange(2.0), y=np.arange(2.0), color=np.zeros((2, 2)), null_color="white",
-            scales={"x": self._nx, "y": self._ny, "color": self._ncolor},
-        )
-        self.neighbour_figure = bq.Figure(
-            marks=[self.neighbour_heatmap], padding_x=0, padding_y=0,
-            fig_margin={"top": 2, "bottom": 2, "left": 2, "right": 2},
-            layout={"width": "420px", "height": "90px"},
-        )
+        what = "spectrum" if self._direction == "im2spec" else "HAADF tile"
+        # fixed heights: captions that change while dragging must not move the page
+        self.measured_caption = ipw.HTML(layout={"height": "34px", "overflow": "hidden",
+                                                 "width": "480px"})
+        self.measured_caption.add_class("pw-latent-measured")
+        self._measured_what = what
+        self.neighbour_caption = ipw.HTML(
+            _CAPTION.format("<b>Nearest observed tiles</b> (encodings nearest the point: red rings "
+                            "on the pad, numbered outlines on the HAADF); d = latent distance, "
+                            "(row, col) = SI position."),
+            layout={"height": "34px", "overflow": "hidden", "width": "480px"})
+        self.neighbour_strip = ipw.HTML()
+        self.neighbour_strip.add_class("pw-latent-strip")
 
     def _build_grid(self, grid_size: int) -> None:
         self.grid_size = ipw.IntSlider(
@@ -680,13 +758,15 @@ class LatentExplorer(ipw.VBox):
     @property
     def children_by_name(self) -> dict[str, Any]:
         """Named children: "slider z0" … (FloatSlider per latent dim), "pad", "x", "y",
-        "color by", "k", "mode", "grid size", "grid", "neighbours", "spectrum view",
+        "color by", "k", "mode", "grid size", "grid", "neighbours" (the nearest-tile strip),
+        "out of distribution" (the warning line), "measured caption", "spectrum view",
         "tile view" (None where absent) and "status"."""
         named: dict[str, Any] = {f"slider z{i}": s for i, s in enumerate(self.sliders)}
         named.update({
             "pad": self.pad, "x": self.dim_x, "y": self.dim_y, "color by": self.color_by,
             "k": self.k_slider, "mode": self.mode_toggle, "grid size": self.grid_size,
-            "grid": self.grid_figure, "neighbours": self.neighbour_figure,
+            "grid": self.grid_figure, "neighbours": self.neighbour_strip,
+            "out of distribution": self.ood_box, "measured caption": self.measured_caption,
             "spectrum view": self.spectrum_view, "tile view": self.tile_view,
             "status": self.status,
         })
@@ -710,6 +790,7 @@ class LatentExplorer(ipw.VBox):
             return
         self.last_output = result.output
         self.last_neighbours = result.neighbours
+        self._show_ood(float(np.asarray(result.neighbours.distances).reshape(-1)[0]))
         if not self._page_decodes():
             self._show_decoded(result)
         if self.status.value:
@@ -751,7 +832,7 @@ class LatentExplorer(ipw.VBox):
                                       predictions={mean_label: bp.mean_spectrum})
         self._show_neighbours(bp, result.index)
         if self.viewer is not None:
-            self.viewer.highlight = [[int(r), int(c)] for r, c in bp.positions]
+            self._outline_nearest(bp.positions)
 
     def _show_neighbours(self, bp: Any, index: LatentIndex) -> None:
         dx, dy = self._dims()
@@ -759,17 +840,63 @@ class LatentExplorer(ipw.VBox):
         with self.neighbour_marks.hold_sync():
             self.neighbour_marks.x = zn[:, dx]
             self.neighbour_marks.y = zn[:, dy]
-        tiles = np.asarray(bp.images)
-        mosaic = _mosaic(tiles, 1, len(tiles))
-        with self.neighbour_heatmap.hold_sync():
-            self.neighbour_heatmap.x = np.arange(mosaic.shape[1], dtype=np.float64)
-            self.neighbour_heatmap.y = np.arange(mosaic.shape[0], dtype=np.float64)
-            self.neighbour_heatmap.color = mosaic
-        where = ", ".join(f"({r},{c})" for r, c in np.asarray(bp.positions)[:8])
-        self.neighbour_caption.value = (
-            f"<small>{len(tiles)} nearest observed tiles (latent distance "
-            f"{float(bp.distances[0]):.3g}–{float(bp.distances[-1]):.3g}) at SI {where}</small>"
-        )
+        self.neighbour_strip.value = self._strip_html(bp)
+        r, c = (int(v) for v in np.asarray(bp.positions)[0])
+        self.measured_caption.value = _CAPTION.format(
+            f"<b>decoded</b>: the decoder's {self._measured_what} at the point · <b>measured</b>: "
+            f"the nearest observed tile's (#1, SI ({r}, {c}), d = {float(bp.distances[0]):.3g})")
+
+    def _strip_html(self, bp: Any) -> str:
+        """The k nearest tiles side by side with gaps, each captioned with its latent
+        distance and SI position; the size depends on k only (no jump while dragging)."""
+        lo, hi = self._tile_range
+        cells = []
+        for i, (tile, d, (r, c)) in enumerate(zip(np.asarray(bp.images), np.asarray(bp.distances),
+                                                  np.asarray(bp.positions))):
+            cells.append(
+                f"<div class='pw-strip-cell' style='width:{STRIP_TILE_PX + 8}px;text-align:center'>"
+                f"<img src='{tile_data_uri(tile, lo, hi)}' width='{STRIP_TILE_PX}' "
+                f"height='{STRIP_TILE_PX}' style='image-rendering:pixelated;display:block;"
+                f"margin:2px auto;outline:2px solid {NEAREST_COLOR}' alt='nearest tile {i + 1}'>"
+                f"<div class='pw-strip-caption' style='font-size:10px;line-height:12px;height:24px;"
+                f"overflow:hidden;white-space:nowrap'>#{i + 1} d={float(d):.2g}<br>"
+                f"({int(r)}, {int(c)})</div></div>")
+        return (f"<div style='display:flex;flex-wrap:wrap;gap:6px;width:440px' "
+                f"title='grey scale fixed to the tiles range {lo:.4g}–{hi:.4g}'>{''.join(cells)}</div>")
+
+    @property
+    def nearest_positions(self) -> list[list[int]]:
+        """SI [row, col] of the nearest observed tiles last shown, nearest first."""
+        bp = self.last_neighbours
+        return [] if bp is None else [[int(r), int(c)] for r, c in np.asarray(bp.positions)]
+
+    def _outline_nearest(self, positions: Any) -> None:
+        """Outline the nearest tiles on the viewer at their true size, numbered; a viewer
+        without outlines gets circles (``highlight``)."""
+        viewer = self.viewer
+        pos = [[int(r), int(c)] for r, c in np.asarray(positions)]
+        if hasattr(viewer, "set_boxes"):
+            if viewer.highlight:
+                viewer.highlight = []
+            viewer.set_boxes("nearest", [
+                viewer.tile_box(r, c, color=NEAREST_COLOR, label=str(i + 1),
+                                window=self.pairs.window)
+                for i, (r, c) in enumerate(pos)])
+        else:
+            viewer.highlight = pos
+
+    def _show_ood(self, distance: float) -> None:
+        """Warn (visibly) when the point is farther from every encoding than the cloud's
+        own nearest-neighbour spacing allows."""
+        ood = bool(distance > self._ood_limit)
+        self.out_of_distribution = ood
+        self.last_ood_distance = distance
+        text = "" if not ood else _CAPTION.format(message_html(
+            f"Outside the data: the point is {distance:.3g} from the nearest encoded tile, farther "
+            f"than {OOD_PERCENTILE:g} % of the spacings inside the cloud ({self._ood_limit:.3g}). "
+            "The decoder is extrapolating: no observed structure looks like this.", "warning"))
+        if self.ood_box.value != text:
+            self.ood_box.value = text
 
     def _refresh_grid(self) -> None:
         """Decode an n×n grid over the pad's two dims (analysis.latent_grid)."""

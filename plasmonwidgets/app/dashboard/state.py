@@ -316,6 +316,7 @@ class DashboardState:
         self.trained_runs: dict[tuple[str, int], tuple[Any, str]] = {}
         self._pretrained_fits: dict[tuple[str, int], bool] = {}
         self._metrics: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._baselines: dict[str, Any] = {}  # direction -> strongest baseline's table
         self._pretrained_problem = ""
 
     def _close_parts(self) -> None:

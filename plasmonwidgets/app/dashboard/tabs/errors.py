@@ -9,7 +9,6 @@ import ipywidgets as ipw
 from plasmonwidgets import pretrained
 
 from ..metrics import NMSE_HELP
-from ..settings import KEYS, model_label
 from ..ui import intro
 
 __all__ = ["ErrorsTab"]
@@ -51,19 +50,17 @@ class ErrorsTab:
         panel = self.error_panels.get(direction)
         if panel is None:
             panel = ErrorMapPanel(models, self.test_set, viewer=self.viewer, si=self.si,
-                                  map_size=260)
+                                  map_size=260, train_pairs=self.train_set)
             self.error_panels[direction] = panel
         self.error_holder.children = (panel,)
 
     def _models_caption(self, direction: str) -> str:
-        """Which models of ``direction`` are in use and how they were trained."""
-        keys = [k for k in KEYS if k[0] == direction and k in self.models]
-        if not keys:
+        """The metric table of ``direction``'s models in use (how each was trained, its
+        test NMSE mean, median, p95, max and mean by region) and the strongest baseline."""
+        table = self.metric_table_html(direction)
+        if not table:
             return ""
-        rows = "".join(f"<tr><td style='padding-right:12px'>{model_label(k)}:</td>"
-                       f"<td style='padding-right:12px'>{html.escape(self.model_in_use(k))}</td>"
-                       f"<td>{self.metric_text(k)}</td></tr>" for k in keys)
-        return (f"<div style='line-height:1.4;margin:2px 0'>Models in use:<table class='pw-summary' "
-                f"style='font-size:90%'>{rows}</table><span style='font-size:85%;"
-                f"color:var(--jp-ui-font-color2,#616161)'>{html.escape(NMSE_HELP)}; the maps "
-                "below show it pixel by pixel.</span></div>")
+        return (f"<div style='line-height:1.4;margin:2px 0'>Models in use, on the test half "
+                f"(hover a cell for details):{table}<span style='font-size:85%;"
+                f"color:var(--jp-ui-font-color2,#616161)'>{html.escape(NMSE_HELP)}. The maps "
+                "below show it pixel by pixel; the Data tab quotes the same numbers.</span></div>")

@@ -23,7 +23,7 @@ class LatentTab:
             layout={"width": "260px"},
         )
         self.latent_holder = ipw.VBox()
-        self.latent_viewer = HAADFViewer(self.si, size=300, title="nearest observed tiles",
+        self.latent_viewer = HAADFViewer(self.si, size=300, title="nearest observed tiles (numbered)",
                                          window=self.pairs.window, show_probe=False)
         self.latent_key.observe(
             self.guard(lambda _c: self._show_explorer(), "opening the latent explorer"), "value"
@@ -32,8 +32,11 @@ class LatentTab:
         return [
             intro(
                 "Drag the point on the latent pad or the sliders: the decoder's output updates "
-                "live, and the observed tiles whose encodings are nearest (back-projection) are "
-                "outlined on the HAADF."
+                "live. <b>measured</b> is the measured spectrum (im2spec) or tile (spec2im) of the "
+                "observed tile encoded nearest the point; the k nearest tiles (back-projection) "
+                "are outlined at their size, numbered, on the HAADF and shown below with their "
+                "latent distance and position. A warning appears when the point leaves the cloud "
+                "of encoded tiles, where the decoder extrapolates."
             ),
             self.latent_key,
             ipw.HBox([self.latent_holder, self.latent_viewer]),
