@@ -34,12 +34,12 @@ class DataTab:
         from plasmonwidgets.widgets.tile_view import TileView
 
         si = self.si
-        self.viewer = HAADFViewer(si, size=420, title="HAADF — click to probe")
+        self.viewer = HAADFViewer(si, size=420, title="HAADF — click to probe, Ctrl+click to pin")
         self.viewer.add_class("pw-dashboard-viewer")
         self.spectrum_view = SpectrumView(energy=si.energy, title="spectrum at the probe",
                                           width="520px", height="300px", y_label=intensity_label(si))
         self.spectrum_view.figure.add_class("pw-probe-spectrum")
-        self.tile_view = TileView(tile_size=120)
+        self.tile_view = TileView(tile_size=120, si=si)
         h, w = si.scan_shape
         self.viewer.position = [h // 2, w // 2]
         self.probe_link = link(self.viewer, self.spectrum_view, self.tile_view,
