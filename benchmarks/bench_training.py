@@ -133,8 +133,9 @@ def build(direction: str, latent: int, reference: bool, energy: np.ndarray):
 
 
 def run(direction: str, latent: int, reference: bool, train, test, energy, epochs: int,
-        max_seconds: float) -> dict:
-    """Train one model; NMSE of the published weights after every epoch (off the clock)."""
+        max_seconds: float, *, keep_model: bool = False) -> dict:
+    """Train one model; NMSE of the published weights after every epoch (off the clock).
+    ``keep_model`` adds the trained model under ``"model"`` (not JSON: for other benchmarks)."""
     model = build(direction, latent, reference, energy)
     x_te, y_te = (test.images, test.spectra) if direction == "im2spec" else \
         (test.spectra, test.images)
@@ -160,6 +161,7 @@ def run(direction: str, latent: int, reference: bool, train, test, energy, epoch
     flops = train_flops_per_sample(model)
     sps = float(np.mean(history.samples_per_s))
     return {
+        **({"model": model} if keep_model else {}),
         "direction": direction, "latent_dim": latent,
         "config": "reference" if reference else "ours",
         "model_config": {k: (list(v) if isinstance(v, tuple) else v)
