@@ -72,7 +72,9 @@ def test_wheel_holds_every_package_file_and_the_dashboard(wheel):
     assert not missing, f"files of the package missing from the wheel: {missing}"
     # what the package needs at run time beyond its modules
     for needed in ("plasmonwidgets/pretrained/im2spec_10.pt", "plasmonwidgets/widgets/static/haadf_viewer.js",
-                   "plasmonwidgets/widgets/static/haadf_viewer.css"):
+                   "plasmonwidgets/widgets/static/haadf_viewer.css", "plasmonwidgets/app/dashboard/theme.css",
+                   "plasmonwidgets/app/share/voila/templates/plasmonwidgets/index.html.j2",
+                   "plasmonwidgets/app/share/voila/templates/plasmonwidgets/conf.json"):
         assert needed in names
 
 
@@ -118,5 +120,7 @@ def test_installed_demo_serves_the_dashboard(wheel_env, tmp_path):
         kernels = [" ".join(k.cmdline()) for k in server.kernel_processes()]
         assert kernels and all(k.startswith(str(wheel_env / "bin" / "python")) for k in kernels)
         assert "There was an error when executing" not in body, server.log_tail()
+        # the page is rendered with the package's own Voila template: no CDN links
+        assert "cdn.jsdelivr.net" not in body and "fontawesome-free" not in body
     finally:
         server.stop()

@@ -16,6 +16,13 @@ Three things are added to a plain ``voila`` (all other arguments are Voila's own
   normally closed tab frees its kernel at once.
 - **A cap on live kernels** (``DashboardKernelManager.max_kernels``). At the cap, a new
   page view gets a short "busy, try again" page (HTTP 503) instead of a kernel.
+- **Nothing from the internet** (:func:`offline_config`). The page is rendered with the
+  ``plasmonwidgets`` Voila template (``app/share/voila/templates``): Voila's lab
+  template without its Font Awesome CDN links (Voila's own bundle already carries Font
+  Awesome), so a microscope PC without network shows every icon. Only the front-end
+  extensions the dashboard uses are loaded (:data:`FRONTEND_EXTENSIONS`): other
+  JupyterLab extensions installed beside it (e.g. the ``notebook`` package's) are built
+  for another JupyterLab version and fail in Voila's page with a module-federation error.
 
 :class:`~plasmonwidgets.app.voila_process.VoilaProcess` runs such a server as a child
 process (end-to-end tests, benchmarks).
@@ -26,6 +33,7 @@ from __future__ import annotations
 import html
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from jupyter_server._tz import utcnow
@@ -35,6 +43,21 @@ from tornado.web import Finish
 from traitlets import Float, Integer
 
 _handle_stream = HTTPServer.handle_stream
+
+#: the Voila template the dashboard page is rendered with, and the folder holding it
+#: (laid out as a Jupyter data directory: ``voila/templates/<name>``)
+TEMPLATE = "plasmonwidgets"
+TEMPLATE_ROOT = Path(__file__).resolve().parent / "share"
+
+#: the front-end (JupyterLab) extensions the dashboard's page loads; Voila loads every
+#: installed one otherwise
+FRONTEND_EXTENSIONS = (
+    "@jupyter-widgets/jupyterlab-manager",
+    "@voila-dashboards/widgets-manager8",
+    "anywidget",
+    "bqplot",
+    "bqscales",
+)
 
 
 def _handle_stream_nodelay(self, stream, address):
@@ -153,12 +176,40 @@ def prelaunch(handler: Any, notebook: Any = None, cwd: Any = None) -> None:
     handler.xsrf_token  # noqa: B018 - sets the cookie as a side effect
 
 
+def _add_template_root() -> None:
+    """Let Voila find :data:`TEMPLATE` in :data:`TEMPLATE_ROOT` (before the usual Jupyter
+    data directories). Setting ``JUPYTER_PATH`` instead would also move Voila's data
+    directory, where it looks up the JupyterLab themes."""
+    import voila.paths
+
+    default_root_dirs = voila.paths._default_root_dirs
+    if getattr(default_root_dirs, "_plasmonwidgets", False):
+        return
+
+    def root_dirs() -> list[str]:
+        return [str(TEMPLATE_ROOT), *default_root_dirs()]
+
+    root_dirs._plasmonwidgets = True  # type: ignore[attr-defined]
+    voila.paths._default_root_dirs = root_dirs
+
+
+def offline_config(config: Any) -> Any:
+    """Set the template and front-end extensions that keep the page off the internet.
+
+    Returns ``config`` (a traitlets ``Config``); command-line options still override it.
+    """
+    config.VoilaConfiguration.template = TEMPLATE
+    config.VoilaConfiguration.extension_allowlist = list(FRONTEND_EXTENSIONS)
+    return config
+
+
 def main() -> None:
     from traitlets.config import Config
     from voila.app import Voila
 
     HTTPServer.handle_stream = _handle_stream_nodelay
-    config = Config()
+    _add_template_root()
+    config = offline_config(Config())
     config.VoilaConfiguration.multi_kernel_manager_class = DashboardKernelManager
     config.VoilaConfiguration.prelaunch_hook = prelaunch
     sys.exit(Voila.launch_instance(config=config))

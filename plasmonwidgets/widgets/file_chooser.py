@@ -57,6 +57,18 @@ DATA_DIR_ENV = "PLASMONWIDGETS_DATA_DIR"
 SUPPORTED_EXTENSIONS = tuple(FORMATS)
 
 _PARENT = ".."
+
+# Icons of the listing. A <select>'s entries are plain text, so the icons are Font Awesome
+# 5 glyphs (private-use code points) drawn with the "Font Awesome 5 Free" font that Voila
+# and JupyterLab serve themselves (regular weight: outline icons); emoji would need an
+# emoji font, which microscope PCs rarely have. See _LIST_CSS.
+_ICON_FOLDER = "\uf07b"  # fa-folder
+_ICON_FILE = "\uf15b"  # fa-file
+_ICON_UP = "\uf35b"  # fa-arrow-alt-circle-up
+_LIST_CSS = (
+    ".pw-file-list select { font-family: 'Font Awesome 5 Free', var(--jp-ui-font-family), "
+    "sans-serif; font-weight: 400; }"
+)
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME = 100  # characters kept of an uploaded file name
 _TOO_LARGE_HINT = "put the file in the data folder instead"
@@ -158,6 +170,7 @@ class DataFileChooser(ipw.VBox):
 
         self.location = ipw.HTML()
         self.folder = ipw.Select(options=[], rows=8, layout={"width": "420px"})
+        self.folder.add_class("pw-file-list")
         self.haadf = ipw.Dropdown(
             options=[("(none: HAADF inside the SI file)", None)],
             description="HAADF",
@@ -176,6 +189,7 @@ class DataFileChooser(ipw.VBox):
         self.status = ipw.HTML()
         self.hidden = ipw.HTML()
         self.children = [
+            ipw.HTML(f"<style>{_LIST_CSS}</style>", layout={"display": "none"}),
             self.location,
             self.folder,
             self.hidden,
@@ -265,7 +279,7 @@ class DataFileChooser(ipw.VBox):
         """Re-read the current folder and the uploads."""
         entries: list[tuple[str, str]] = []
         if self._cwd != self.root:
-            entries.append(("⬑ parent folder", _PARENT))
+            entries.append((f"{_ICON_UP}  parent folder", _PARENT))
         files: list[Path] = []
         try:
             children = sorted(self._cwd.iterdir(), key=lambda p: p.name.lower())
@@ -281,7 +295,7 @@ class DataFileChooser(ipw.VBox):
             except UnsafePathError:
                 continue
             if child.is_dir() and child.suffix.lower() != ".zspy":
-                entries.append((f"📁 {child.name}/", f"{child.name}/"))
+                entries.append((f"{_ICON_FOLDER}  {child.name}/", f"{child.name}/"))
             elif _is_data_file(child):
                 # never list what loading would refuse (header-only check, no bulk read)
                 reason = check_file(child, display_name=self.display_name(child))
@@ -289,10 +303,10 @@ class DataFileChooser(ipw.VBox):
                     self.refused[child.name] = reason
                     continue
                 files.append(child)
-                entries.append((f"{child.name}  ({_size(child)})", child.name))
+                entries.append((f"{_ICON_FILE}  {child.name}  ({_size(child)})", child.name))
         for path in self.uploaded:
             files.append(path)
-            entries.append((f"⇪ {path.name}  (uploaded, {_size(path)})", str(path)))
+            entries.append((f"{_ICON_FILE}  {path.name}  (uploaded, {_size(path)})", str(path)))
         rel = self._cwd.relative_to(self.root)
         self.location.value = (
             f"<b>Data folder</b> <code>{_html(self.root.name or str(self.root))}/"

@@ -36,6 +36,7 @@ names they share.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +49,7 @@ from .metrics import ModelMetrics
 from .settings import SMALL_ENV, SPLIT_AXES, TABS, WINDOW_UNITS, small_settings
 from .state import DashboardState
 from .tabs import DataTab, DesignTab, ErrorsTab, LatentTab, LazyTabs, NMFTab, TrainTab
+from .ui import theme_style
 
 __all__ = ["SMALL_ENV", "SPLIT_AXES", "TABS", "WINDOW_UNITS", "Dashboard", "small_settings"]
 
@@ -66,6 +68,9 @@ class Dashboard(ErrorReporting, DashboardState, ModelMetrics, LazyTabs, DataTab,
     use_pretrained : load the packaged models when they match the data.
     epochs : default epochs in the Train tab (default 30, or 3 with ``$PLASMONWIDGETS_SMALL``).
     lazy : build a tab's content when it is first selected (False builds all now).
+    prebuild : with ``lazy``, build the other tabs in a background thread once the page
+        has drawn the first HAADF image, so a first click on a tab finds it ready (the
+        Voila page sets it).
     decode_mode : LatentExplorer decoding, ``"thread"`` (UI) or ``"sync"`` (tests).
     catch_widget_errors : also show exceptions raised in other widgets' callbacks
         (comm messages, button handlers) in the error box, and warnings in the notice
@@ -108,6 +113,7 @@ class Dashboard(ErrorReporting, DashboardState, ModelMetrics, LazyTabs, DataTab,
         use_pretrained: bool = True,
         epochs: int | None = None,
         lazy: bool = True,
+        prebuild: bool = False,
         decode_mode: str = "thread",
         catch_widget_errors: bool = False,
         window: int = pretrained.WINDOW,
@@ -123,6 +129,11 @@ class Dashboard(ErrorReporting, DashboardState, ModelMetrics, LazyTabs, DataTab,
         self.default_epochs = int(epochs) if epochs is not None else (3 if self.small else 30)
         self.decode_mode = decode_mode
         self.lazy = bool(lazy)
+        self.prebuild = bool(prebuild) and self.lazy
+        self._build_lock = threading.RLock()
+        self._prebuild_thread: Any = None
+        self._prebuilt: dict[str, tuple] = {}  # tab -> widgets built in the background, not shown yet
+        self._closing = False
         self._redactions: list[tuple[str, str]] = []
         self._hooks: list[Callable[[], None]] = []
         self.window, self.window_unit, self.split_axis = self._check_tiling(
@@ -142,7 +153,7 @@ class Dashboard(ErrorReporting, DashboardState, ModelMetrics, LazyTabs, DataTab,
         self._boxes = {name: ipw.VBox(layout={"padding": "6px"}) for name in TABS}
         self.tabs.children = [self._boxes[n] for n in TABS]
         self.tabs.titles = TABS
-        self.children = [self.header, ipw.HBox([self.error_box, self.dismiss_button]),
+        self.children = [theme_style(), self.header, ipw.HBox([self.error_box, self.dismiss_button]),
                          self.notice_box, self.tabs]
 
         self.si: Any = None
@@ -169,8 +180,20 @@ class Dashboard(ErrorReporting, DashboardState, ModelMetrics, LazyTabs, DataTab,
                 si = datasets.nanocube_array(**pretrained.DATASET)
             self.set_si(si)
 
+    def set_si(self, si: Any, source: str | None = None) -> None:
+        # never while the prebuild thread builds a tab for the data being replaced
+        with self._build_lock:
+            super().set_si(si, source)
+
+    def set_model(self, key: tuple[str, int], model: Any, note: str = "trained here") -> None:
+        with self._build_lock:  # as set_si: the tabs' models change
+            super().set_model(key, model, note)
+
     def close(self) -> None:
         """Stop training/decoding threads, remove error hooks and uploads, close widgets."""
+        self._closing = True
+        if self._prebuild_thread is not None:
+            self._prebuild_thread.join(timeout=10)  # a tab build in progress ends first
         self._close_parts()
         for undo in self._hooks:
             undo()

@@ -1,12 +1,34 @@
-"""Small HTML pieces shared by the tabs."""
+"""Small HTML pieces shared by the tabs, and the dashboard's theme style sheet."""
 
 from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
 
 import ipywidgets as ipw
 
 from plasmonwidgets.widgets._message import message_html
 
-__all__ = ["intro", "note"]
+__all__ = ["intro", "note", "theme_style"]
+
+#: CSS that makes the dashboard's figures follow the JupyterLab / Voila theme
+THEME_CSS = Path(__file__).resolve().parent / "theme.css"
+
+
+@cache
+def _theme_css() -> str:
+    return THEME_CSS.read_text(encoding="utf-8")
+
+
+def theme_style() -> ipw.HTML:
+    """A hidden widget holding the theme style sheet (``theme.css``).
+
+    Shipped inside the page as a widget, so it applies wherever the dashboard is shown:
+    Voila (``--theme=dark``) and JupyterLab alike.
+    """
+    style = ipw.HTML(f"<style>{_theme_css()}</style>", layout={"display": "none"})
+    style.add_class("pw-theme-style")
+    return style
 
 
 def intro(text: str) -> ipw.HTML:

@@ -3,10 +3,18 @@
 A tab's module holds a part of :class:`~plasmonwidgets.app.dashboard.Dashboard` with a
 ``_build_<tab>`` method returning the tab's widgets; :class:`LazyTabs` calls it when the
 tab is first shown and rebuilds tabs whose models changed.
+
+With ``prebuild`` (the Voila page), the tabs not yet shown are built in a background
+thread once the page has drawn its first HAADF image: building a tab means computing
+NMF, error maps or latent embeddings, seconds of work that would otherwise follow each
+first click on a tab. A click on a tab that is still being built waits for that build.
+A prebuilt tab's widgets are put into its box only when the tab is shown: a bqplot
+figure drawn inside a hidden tab has no size and fills the console with errors.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import ipywidgets as ipw
@@ -61,8 +69,57 @@ class LazyTabs:
         if change["new"] is not None:
             self._build(TABS[change["new"]])
 
-    def _build(self, name: str) -> None:
-        if name in self._built or self.si is None:
+    def prebuild_tabs(self) -> threading.Thread:
+        """Build every tab not built yet, in a background thread (returned, started).
+
+        Stops early when the data changes meanwhile (the tabs are then built for the new
+        data when shown).
+        """
+        generation = self._metrics_run  # bumped by _close_parts when the data changes
+
+        def run() -> None:
+            for name in TABS:
+                if self._metrics_run != generation or self._closing:
+                    return
+                self._build(name, show=False)
+
+        thread = threading.Thread(target=run, name="plasmonwidgets-prebuild", daemon=True)
+        thread.start()
+        self._prebuild_thread = thread
+        return thread
+
+    def _prebuild_after_first_image(self) -> None:
+        """Start :meth:`prebuild_tabs` once the page has drawn the Data tab's HAADF image
+        (the viewer's ``render_ms`` comes back from the browser), so that building tabs
+        never delays the first image."""
+        viewer = self.viewer
+        if viewer is None or not hasattr(viewer, "render_ms"):
+            return
+
+        def drawn(_change: dict) -> None:
+            viewer.unobserve(handler, "render_ms")
+            if self.viewer is viewer:  # still the data shown
+                self.prebuild_tabs()
+
+        handler = self.guard(drawn, "preparing the tabs")
+        viewer.observe(handler, "render_ms")
+
+    def _build(self, name: str, *, show: bool = True) -> None:
+        """Build tab ``name`` unless built; ``show=False`` keeps its widgets aside (in
+        ``_prebuilt``) until a later ``_build(name)`` puts them into the tab's box."""
+        with self._build_lock:  # the prebuild thread and the user's clicks build in turn
+            if name in self._built:
+                children = self._prebuilt.pop(name, None)
+                if children is not None and show:
+                    self._boxes[name].children = children
+                elif children is not None:
+                    self._prebuilt[name] = children
+                return
+            self._prebuilt.pop(name, None)  # built for models or data no longer in use
+            self._build_locked(name, show)
+
+    def _build_locked(self, name: str, show: bool) -> None:
+        if self.si is None:
             return
         box = self._boxes[name]
         box.children = (note(f"Preparing the {name} tab…"),)
@@ -76,11 +133,18 @@ class LazyTabs:
         }[name]
         self._built.add(name)
         try:
-            box.children = tuple(builder())
+            children = tuple(builder())
+            if show:
+                box.children = children
+            else:
+                self._prebuilt[name] = children
         except Exception as exc:
             self._built.discard(name)
             box.children = (note(f"The {name} tab could not be built; see the error above."),)
             self.show_error(exc, f"building the {name} tab")
+            return
+        if name == "Data" and self.prebuild:
+            self._prebuild_after_first_image()
 
     def _rebuild(self, name: str) -> None:
         self._built.discard(name)
