@@ -55,7 +55,7 @@ STALE_S = 600.0  # a transfer idle this long (browser tab gone) is dropped on th
 
 def too_large_message(name: str, size: int, max_bytes: int, hint: str = "") -> str:
     """``'<name>' is <size> MB, over the <max> MB upload limit[; hint]``; sizes in bytes."""
-    text = f"{name!r} is {size / MIB:.1f} MB, over the {max_bytes / MIB:g} MB upload limit"
+    text = f"'{name}' is {size / MIB:.1f} MB, over the {max_bytes / MIB:g} MB upload limit"
     return f"{text}; {hint}" if hint else text
 
 
