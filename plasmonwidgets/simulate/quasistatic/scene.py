@@ -17,6 +17,11 @@ The loss at every beam position is assembled from two parts that overlap nowhere
   tabulated beam couplings (:mod:`.beamtable`); a smooth taper hands over to the dipole
   between the two radii.
 
+With ``depletion`` > 0 each cube's free carriers fill only a core of side a − 2·depletion (the
+carrier-depleted surface layer of doped-oxide nanocrystals): the core's dipole and size enter
+the lattice, the near-field factors and the local modes, which weakens the film's collective
+mode (docs/physics.md, "What sets the local variety of the spectra").
+
 Plus the weak bulk loss of beams through a cube and of the support, the instrument
 (40 meV resolution, Poisson noise, optional zero-loss tail) and the HAADF image. The film
 edge has bare support beyond it: the support membrane continues past the last cubes.
@@ -48,7 +53,7 @@ from .nearfield import lattice_sum_shift
 __all__ = ["QS_REGION_NAMES", "QS_SIMULATOR_VERSION", "QuasistaticSceneConfig", "simulate_quasistatic_scene"]
 
 #: Bumped whenever a change alters the generated numbers.
-QS_SIMULATOR_VERSION = "qs-0.2"
+QS_SIMULATOR_VERSION = "qs-0.3"
 
 #: Region labels: as the dipole scene's, with bare support (not vacuum) beyond the film edge.
 QS_REGION_NAMES = tuple("support" if n == "vacuum" else n for n in REGION_NAMES)
@@ -76,7 +81,16 @@ class QuasistaticSceneConfig:
     near_field : couple neighbouring cubes through the boundary-element-calibrated pair tensor of
         :mod:`.nearfield` (longitudinal coupling × ~0.65, transverse × ~1.15 at 1–5 nm gaps)
         instead of the plain point-dipole field (docs/physics.md, "How strong is the film's
-        coupling"). Off by default for now: the default dataset keeps version qs-0.2.
+        coupling"). Off by default for now.
+    depletion : width (nm) of the carrier-depleted surface layer of each cube. Doped-oxide
+        nanocrystals carry their free electrons in a core of side a − 2·depletion inside an
+        undoped, non-plasmonic shell; the core sets the dipole volume of the lattice, the
+        near-field factors' side and the local modes' size, while the single-cube resonance
+        keeps the fitted Drude parameters (they describe whole dispersed nanocrystals). 0 (the
+        default) is a homogeneous cube (docs/physics.md, "What sets the local variety").
+    lattice_materials : give every explicit cube its own Drude ωp and γ in the coupled lattice
+        too (buffer cubes draw theirs from the same distributions), not only in its local modes.
+        Exact but slow (a dense solve per energy, minutes for 64 × 64): a reference for now.
     """
 
     geometry: GeometryParams = field(default_factory=GeometryParams)
@@ -104,6 +118,8 @@ class QuasistaticSceneConfig:
     block_ratio: float = 2.0
     far_nodes: int = 14
     near_field: bool = False
+    depletion: float = 0.0
+    lattice_materials: bool = False
 
 
 def dipole_modes(cfg: QuasistaticSceneConfig, material: Drude | None = None) -> CubeModes:
@@ -179,14 +195,18 @@ def _materials(rng: np.random.Generator, n: int, cfg: QuasistaticSceneConfig):
 
 def _local_loss(table: CouplingTable, cfg: QuasistaticSceneConfig, dip: CubeModes, layout: Layout,
                 omega_p: np.ndarray, damping: np.ndarray, centres: np.ndarray, size: int,
-                pixel_size: float, energy: np.ndarray) -> np.ndarray:
-    """(P, E) Σ over cubes near each beam of taper × (full modal loss − isolated dipole loss)."""
+                pixel_size: float, energy: np.ndarray, sides: np.ndarray) -> np.ndarray:
+    """(P, E) Σ over cubes near each beam of taper × (full modal loss − isolated dipole loss).
+
+    ``sides`` (N,) nm: the plasmonic cores' sides (the cubes' sides without depletion); the
+    subtracted dipole keeps the lattice's regularisation radius, half the cube's full side.
+    """
     beam = cfg.beam
     out = np.zeros((size * size, len(energy)))
     q = beam.q(energy)
     r_in, r_out = cfg.local_radius
     pref = loss_prefactor(beam) / cfg.eps_host
-    for p, ((cy, cx), a, th) in enumerate(zip(layout.centers, layout.sides, layout.rotations)):
+    for p, ((cy, cx), a, th, r0) in enumerate(zip(layout.centers, sides, layout.rotations, layout.sides / 2)):
         reach = r_out * a
         r0_, r1_ = max(int((cy - reach) / pixel_size), 0), min(int((cy + reach) / pixel_size) + 2, size)
         c0_, c1_ = max(int((cx - reach) / pixel_size), 0), min(int((cx + reach) / pixel_size) + 2, size)
@@ -204,8 +224,10 @@ def _local_loss(table: CouplingTable, cfg: QuasistaticSceneConfig, dip: CubeMode
         taper = np.sin(0.5 * np.pi * taper) ** 2
         mat = Drude(cfg.material.eps_inf, float(omega_p[p]), float(damping[p]))
         lam = response_lambda(mat.eps(energy), cfg.eps_host)
-        full = pref * table.loss(off, side=a, rotation=th, q=q, lam=lam)
-        iso = single_particle_loss(beam, dip, a**3, dist * a, energy, r0=a / 2) / cfg.eps_host
+        # A loss probability is never negative; the bare line source used for beams through the
+        # cube (beamtable.py) gives small negative values 4-7 nm from a 15 nm cube's centre.
+        full = np.clip(pref * table.loss(off, side=a, rotation=th, q=q, lam=lam), 0.0, None)
+        iso = single_particle_loss(beam, dip, a**3, dist * a, energy, r0=r0) / cfg.eps_host
         out[idx] += taper[:, None] * (full - iso)
     return out
 
@@ -240,12 +262,15 @@ def simulate_quasistatic_scene(
     seed, size, n_energy, e_min, e_max, scale, dose, pixel_size = validate_arguments(
         seed, size, n_energy, e_min, e_max, scale, dose, pixel_size)
     cfg = config or QuasistaticSceneConfig()
-    seeds = np.random.SeedSequence(seed).spawn(6)
+    seeds = np.random.SeedSequence(seed).spawn(7)  # the first six as before: same scenes
     geo_rng, tail_rng, noise_rng, haadf_rng, mat_rng = (np.random.default_rng(s) for s in seeds[:5])
     far_seed = int(seeds[5].generate_state(1)[0])
     field_nm = size * pixel_size
     layout = generate_layout(geo_rng, (field_nm, field_nm), cfg.geometry)
     far = far_particles(layout, cfg.extension, far_seed)
+    if not 0.0 <= cfg.depletion < 0.25 * cfg.geometry.side_range[0]:
+        raise ValueError(f"depletion must be in [0, a quarter of the smallest side "
+                         f"{0.25 * cfg.geometry.side_range[0]:g} nm), got {cfg.depletion!r}")
     omega_p, damping = _materials(mat_rng, layout.n_particles, cfg)
     dip = dipole_modes(cfg)
     table = coupling_table(rounding=cfg.rounding, n_flat=cfg.n_flat, n_round=cfg.n_round, step=cfg.table_step)
@@ -262,23 +287,32 @@ def simulate_quasistatic_scene(
         if layout.n_particles:
             all_c = np.concatenate([layout.centers, far["centers"]])
             all_a = np.concatenate([layout.sides, far["sides"]])
+            core = all_a - 2.0 * cfg.depletion  # the plasmonic core of each cube
             film = _far_film(layout, far, cfg, field_nm)
             near_kw = {}
             if cfg.near_field:
-                near_kw = {"sides": all_a, "film_side": cfg.geometry.side_mean,
+                near_kw = {"sides": core, "film_side": cfg.geometry.side_mean - 2.0 * cfg.depletion,
                            "rotations": np.concatenate([layout.rotations, far["rotations"]]),
                            "film_rotation": layout.lattice_angle}
-            lattice = EmbeddedDipoles(cfg.beam, dip.susceptibility, all_c, all_a**3, all_a / 2, film,
+            if cfg.lattice_materials:
+                wp_far, gam_far = _materials(np.random.default_rng(seeds[6]), len(far["sides"]), cfg)
+                near_kw["site_susceptibilities"] = [
+                    replace(dip, material=Drude(cfg.material.eps_inf, float(w), float(g))).susceptibility
+                    for w, g in zip(np.concatenate([omega_p, wp_far]), np.concatenate([damping, gam_far]))]
+            lattice = EmbeddedDipoles(cfg.beam, dip.susceptibility, all_c, core**3, all_a / 2, film,
                                       far_nodes=cfg.far_nodes, **near_kw)
             gamma += lattice.loss(beams, fine, n_nodes=cfg.n_nodes) / cfg.eps_host
-            gamma += _local_loss(table, cfg, dip, layout, omega_p, damping, centres, size, pixel_size, fine)
+            gamma += _local_loss(table, cfg, dip, layout, omega_p, damping, centres, size, pixel_size, fine,
+                                 sides=layout.sides - 2.0 * cfg.depletion)
 
     # probe-averaged thickness of each SI pixel; the support is everywhere (no vacuum)
     os_si = cfg.oversample
     thick_si = _thickness(layout, (size * os_si, size * os_si), pixel_size / os_si)
     sigma = cfg.haadf.probe_sigma_nm * os_si / pixel_size
     thickness = block_mean(ndimage.gaussian_filter(thick_si, sigma), os_si)
-    gamma += _bulk(cfg, layout, omega_p, damping, thickness, centres, fine)
+    # the volume plasmon lives where the free carriers are: the depleted shell adds no bulk loss
+    core_thickness = np.clip(thickness - 2.0 * cfg.depletion, 0.0, None) if cfg.depletion else thickness
+    gamma += _bulk(cfg, layout, omega_p, damping, core_thickness, centres, fine)
     gamma += _support_loss(cfg, fine)[None, :]
     gamma = np.clip(gamma, 0.0, None)  # interpolation can leave −1e-9 far from any cube
     gamma = broaden(gamma, d, cfg.fwhm)
@@ -306,6 +340,7 @@ def simulate_quasistatic_scene(
         "pixel_size_nm": pixel_size, "n_particles": int(layout.n_particles),
         "n_far_particles": int(len(far["sides"])), "extension_pitches": cfg.extension,
         "film_radius_pitches": cfg.film_radius, "near_field_coupling": bool(cfg.near_field),
+        "depletion_nm": cfg.depletion, "lattice_materials": bool(cfg.lattice_materials),
         "n_film_blocks": int(len(film.sizes)) if layout.n_particles else 0,
         "lattice_pitch_nm": cfg.geometry.pitch, "lattice_angle_rad": layout.lattice_angle,
         "beam_energy_kev": cfg.beam.e0_kev, "collection_angle_rad": cfg.beam.theta_c,
@@ -329,14 +364,15 @@ def _far_film(layout: Layout, far: dict, cfg: QuasistaticSceneConfig, field_nm: 
     """The perfect, coarse-grained film beyond the explicit cubes (mean occupancy × ⟨a³⟩ per site)."""
     gp = cfg.geometry
     origin, basis = _lattice(layout)
-    volume = (1.0 - np.mean(gp.vacancy_fraction)) * (gp.side_mean**3 + 3.0 * gp.side_mean * gp.side_sd**2)
+    side = gp.side_mean - 2.0 * cfg.depletion  # the plasmonic core
+    volume = (1.0 - np.mean(gp.vacancy_fraction)) * (side**3 + 3.0 * side * gp.side_sd**2)
     if cfg.film_radius <= 0:
         return FarFilm(np.zeros((0, 2)), np.zeros(0, int), volume, gp.pitch)
     radius = cfg.film_radius * gp.pitch
     film = far_film(origin, basis, explicit=far["sites"], box=(0.0, field_nm, 0.0, field_nm),
                     film_radius=radius, block_ratio=cfg.block_ratio, volume=volume)
     if cfg.near_field:
-        film = replace(film, g0_shift=lattice_sum_shift(gp.pitch, gp.side_mean))
+        film = replace(film, g0_shift=lattice_sum_shift(gp.pitch, side))
     return film
 
 
