@@ -21,11 +21,13 @@ from plasmonwidgets.roles import IM2SPEC, SPEC2IM, role_of
 WINDOW, N_ENERGY = 8, 16
 PACKAGE = Path(pw.__file__).resolve().parent
 
-#: modules converted to ask the model (the rest are listed in docs/architecture.md)
+#: modules converted to ask the model; none is left, and the package-wide check below keeps it so
 CONVERTED = ("models.py", "training.py", "roles.py", "analysis/_inputs.py",
              "analysis/evaluation.py", "analysis/baselines.py", "analysis/sweep.py",
              "analysis/prediction.py", "analysis/latent.py", "app/cli.py",
-             "widgets/training_progress.py", "app/dashboard/tabs/train.py")
+             "widgets/training_progress.py", "app/dashboard/tabs/train.py",
+             "analysis/design.py", "app/dashboard/metrics.py", "app/dashboard/tabs/design.py",
+             "app/dashboard/tabs/latent.py", "widgets/latent_explorer.py", "widgets/linking.py")
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +71,18 @@ def test_checkpoints_keep_the_direction(tmp_path):
     _, spec2im = models()
     loaded = pw.load_model(spec2im.save(tmp_path / "s.pt"), device="cpu")
     assert type(loaded) is pw.Spec2Im and loaded.role is SPEC2IM
+
+
+def test_inverse_design_carries_the_model_role(pairs):
+    target = pairs.spectra.mean(axis=0)
+    for model in models():
+        res = pw.analysis.inverse_design(model, target, pairs, k=2, n_starts=1, max_iter=2,
+                                         min_separation=0)
+        assert res.role is model.role and res.direction == model.direction
+        assert (res.input_kind, res.target_kind) == (model.input_kind, model.target_kind)
+        assert res.decoded.shape == model.targets_of(pairs).shape[1:]  # a spectrum or a tile
+    with pytest.raises(AttributeError):
+        res.direction = "im2spec"
 
 
 def test_baselines_say_the_same_as_models(pairs):
@@ -119,3 +133,9 @@ def _direction_branches(path: Path) -> list[int]:
 @pytest.mark.parametrize("module", CONVERTED)
 def test_converted_modules_do_not_branch_on_the_direction(module):
     assert _direction_branches(PACKAGE / module) == [], f"{module} compares against a direction label"
+
+
+def test_no_module_of_the_package_branches_on_the_direction():
+    found = {str(p.relative_to(PACKAGE)): lines for p in sorted(PACKAGE.rglob("*.py"))
+             if (lines := _direction_branches(p))}
+    assert found == {}, f"ask the model (input_kind, target_kind, inputs_of) instead: {found}"

@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 
 from ..metrics import nmse_percent
+from ..roles import Role
 from ._inputs import check_model, target_shape
+from ._inputs import role as role_of_model
 from .backprojection import LatentIndex
 
 __all__ = ["InverseDesign", "inverse_design", "separated"]
@@ -32,7 +34,8 @@ class InverseDesign:
     images : (k, w, w) their HAADF tiles
     spectra : (k, E) their measured spectra
     spectra_nmse : (k,) NMSE (%) of each measured spectrum against the target
-    direction : "im2spec" or "spec2im"
+    role : the model's :class:`~plasmonwidgets.roles.Role`; ``input_kind``,
+        ``target_kind`` and the ``direction`` label are read from it
     min_separation : the smallest SI-pixel distance (rows or columns, whichever is
         larger) allowed between two returned structures; fewer than k are returned when
         the observed tiles cannot provide k that far apart
@@ -49,8 +52,23 @@ class InverseDesign:
     images: np.ndarray
     spectra: np.ndarray
     spectra_nmse: np.ndarray
-    direction: str
+    role: Role
     min_separation: int = 0
+
+    @property
+    def direction(self) -> str:
+        """The model's direction label, "im2spec" or "spec2im"."""
+        return self.role.direction
+
+    @property
+    def input_kind(self) -> str:
+        """What the model reads: "image" or "spectrum"."""
+        return self.role.input_kind
+
+    @property
+    def target_kind(self) -> str:
+        """What the model's decoder makes: "spectrum" (``decoded`` is (E,)) or "image" ((w, w))."""
+        return self.role.target_kind
 
 
 def _nmse(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -192,7 +210,11 @@ def inverse_design(
     >>> res = inverse_design(model, target, pairs, k=5)          # doctest: +SKIP
     >>> res.positions, res.spectra_nmse, res.nmse                # doctest: +SKIP
     """
-    direction = check_model(model)
+    check_model(model)
+    model_role = role_of_model(model)
+    # a decoder that makes spectra can be searched for the target; an encoder of spectra
+    # maps the target to its latent point directly
+    decodes_spectra = model_role.target_kind == "spectrum"
     if index is None:
         index = LatentIndex(model, pairs)
     elif index.model is not model or index.pairs is not pairs:
@@ -218,14 +240,14 @@ def inverse_design(
     if sep < 0:
         raise ValueError(f"min_separation must be >= 0 SI pixels, got {min_separation}")
 
-    if direction == "im2spec":
+    if decodes_spectra:
         z = _optimise_im2spec(index, target, n_starts, seed, int(max_iter))
     else:
         z = np.asarray(model.encode(target[None, :].astype(np.float32)), np.float64).reshape(-1)
     decoded = np.asarray(model.decode(z[None, :].astype(np.float32))).reshape(target_shape(model))
     indices, distances, positions, images, spectra = _nearest_separated(index, z, k, sep)
     spectra_nmse = _nmse(spectra.astype(np.float64), target)
-    if direction == "im2spec":
+    if decodes_spectra:
         nmse = float(_nmse(decoded[None, :].astype(np.float64), target)[0])
     else:
         mean = spectra.astype(np.float64).mean(axis=0)
@@ -243,6 +265,6 @@ def inverse_design(
         images=images,
         spectra=spectra,
         spectra_nmse=spectra_nmse,
-        direction=direction,
+        role=model_role,
         min_separation=sep,
     )

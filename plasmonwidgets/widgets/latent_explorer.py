@@ -34,6 +34,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..analysis import LatentIndex, cluster_latent, tile_errors
+from ..roles import Role, role_of
 from ._message import message_html
 from .browser_decoder import BrowserDecoder
 from .coalesce import Coalescer, Throttle
@@ -55,6 +56,14 @@ STRIP_TILE_PX = 64
 _PANEL_WIDTH = "920px"
 # captions: text line spacing (an HTML widget's default is one widget row per line)
 _CAPTION = "<div style='line-height:1.3;font-size:12px'>{}</div>"
+
+
+def _model_role(model: Any) -> Role | None:
+    """The model's Role (from ``role``, else its ``direction`` label), None if it has neither."""
+    try:
+        return role_of(getattr(model, "role", None) or getattr(model, "direction", None))
+    except ValueError:
+        return None
 
 
 def ood_threshold(z: np.ndarray, percentile: float = OOD_PERCENTILE) -> float:
@@ -228,7 +237,8 @@ class LatentExplorer(ipw.VBox):
         # one fixed grey range for every strip tile: the tiles' own 0.5-99.5 % range
         sample = images[:: max(1, len(images) // 2000)]
         self._tile_range = tuple(float(v) for v in np.percentile(sample, [0.5, 99.5]))
-        self._direction = model.direction
+        # what the model reads and decodes (a stand-in may carry only its direction label)
+        self._role = _model_role(model)
         self.spectrum_view = spectrum_view
         self.tile_view = tile_view
         self._ensure_views()
@@ -252,7 +262,7 @@ class LatentExplorer(ipw.VBox):
         self.sliders = [self._make_slider(i) for i in range(d)]
         self.sliders_box = ipw.VBox(self.sliders)
         self.browser_decoder = (BrowserDecoder(model, self.sliders,
-                                               attribute="y" if self._direction == "im2spec"
+                                               attribute="y" if self._decodes_spectra
                                                else "color")
                                 if browser_decode else None)
         dims = [(f"z{i}", i) for i in range(d)]
@@ -350,9 +360,9 @@ class LatentExplorer(ipw.VBox):
     def set_model(self, model: Any) -> None:
         """Swap in a (re)trained model: re-encode the pairs, keep the latent point
         if the latent dimension is unchanged (else start at the median encoding)."""
-        if getattr(model, "direction", None) != self._direction:
+        if _model_role(model) != self._role:
             raise ValueError(
-                f"this explorer shows a {self._direction} model; got "
+                f"this explorer shows a {self._role.direction} model; got "
                 f"{getattr(model, 'direction', type(model).__name__)!r} — build a new "
                 "LatentExplorer for it"
             )
@@ -397,14 +407,17 @@ class LatentExplorer(ipw.VBox):
         return LatentIndex(model, pairs)
 
     def _ensure_views(self) -> None:
-        if self._direction == "im2spec" and self.spectrum_view is None:
+        if self._decodes_spectra and self.spectrum_view is None:
             from .spectrum_view import SpectrumView
 
             self.spectrum_view = SpectrumView()
-        if self._direction == "spec2im" and self.tile_view is None:
+        if self._role.target_kind == "image" and self.tile_view is None:
             from .tile_view import TileView
 
-            self.tile_view = TileView()
+            # with the scan at hand, tiles keep the HAADF's fixed range (as on the Data tab)
+            # instead of re-stretching to each decoded tile
+            si = getattr(self.viewer, "si", None)
+            self.tile_view = TileView(si=si if getattr(si, "haadf", None) is not None else None)
         energy = np.asarray(self.pairs.energy, dtype=np.float64)
         if self.spectrum_view is not None and not np.array_equal(self.spectrum_view.energy, energy):
             self.spectrum_view.set_energy(energy)
@@ -412,10 +425,15 @@ class LatentExplorer(ipw.VBox):
         if measured is not None:  # the legend says whose measurement it is
             measured.labels = ["measured, nearest tile"]
 
+    @property
+    def _decodes_spectra(self) -> bool:
+        """True when the decoder makes spectra (im2spec), False when it makes tiles."""
+        return self._role.target_kind == "spectrum"
+
     def _view_widgets(self) -> list[ipw.Widget]:
         """The decoded-output view first, then the other view when one was given."""
         views = [self.spectrum_view, self.tile_view]
-        if self._direction == "spec2im":
+        if self._role.target_kind == "image":
             views.reverse()
         return [v if isinstance(v, ipw.DOMWidget) else v.figure for v in views if v is not None]
 
@@ -491,7 +509,7 @@ class LatentExplorer(ipw.VBox):
         self._update_cloud_xy()
 
     def _build_neighbours(self) -> None:
-        what = "spectrum" if self._direction == "im2spec" else "HAADF tile"
+        what = "spectrum" if self._decodes_spectra else "HAADF tile"
         # fixed heights: captions that change while dragging must not move the page
         self.measured_caption = ipw.HTML(layout={"height": "34px", "overflow": "hidden",
                                                  "width": "480px"})
@@ -512,7 +530,7 @@ class LatentExplorer(ipw.VBox):
         )
         self._gx, self._gy = bq.LinearScale(), bq.LinearScale()
         self._gcolor = bq.ColorScale(colors=hex_colors("grey"))
-        if self._direction == "im2spec":
+        if self._decodes_spectra:  # a small curve per grid node, else a tile mosaic
             self.grid_mark = bq.Lines(
                 scales={"x": self._gx, "y": self._gy}, colors=["#1f77b4"], stroke_width=1.2,
             )
@@ -553,7 +571,7 @@ class LatentExplorer(ipw.VBox):
         d = self.index.latent_dim
         where = " · decoded in the browser as you drag" if self._page_decodes() else ""
         self.title.value = (
-            f"<b>{self._direction} latent explorer</b> — {d} latent dimensions, "
+            f"<b>{self._role.direction} latent explorer</b> — {d} latent dimensions, "
             f"{len(self.index)} observed tiles<small>{where}</small>"
         )
 
@@ -804,7 +822,7 @@ class LatentExplorer(ipw.VBox):
     def _show_decoded(self, result: _Decoded) -> None:
         """The decoded output and the nearest observed counterpart, in one view."""
         bp = result.neighbours
-        if self._direction == "im2spec":
+        if self._decodes_spectra:
             # one call: both curves and the y range in one update
             self.spectrum_view.update(measured=bp.spectra[0], predictions={"decoded": result.output})
             mark = self.spectrum_view.lines["decoded"]
@@ -823,7 +841,7 @@ class LatentExplorer(ipw.VBox):
             self._show_decoded(result)
         bp = result.neighbours
         mean_label = "mean of nearest"  # fixed name: changing k must not add curves
-        if self._direction == "im2spec":
+        if self._decodes_spectra:  # the other view shows the observed tiles
             if self.tile_view is not None:
                 self.tile_view.set_tiles(measured=bp.images[0],
                                          predictions={mean_label: bp.mean_image})
@@ -905,7 +923,7 @@ class LatentExplorer(ipw.VBox):
         grid = index.grid(int(self.grid_size.value), dims=self._dims())
         self.latent_grid = grid
         n = len(grid.x)
-        if self._direction == "im2spec":
+        if self._decodes_spectra:
             spectra = grid.decoded.reshape(n * n, -1)
             e = np.asarray(self.pairs.energy, dtype=np.float64)
             u = (e - e[0]) / (e[-1] - e[0]) - 0.5  # -0.5..0.5 across a cell

@@ -124,6 +124,31 @@ test("outline groups are drawn and counted for browser tests", () => {
   cleanup();
 });
 
+// the fake context measures 6 px per character; the canvas is 60 px wide (2 px per HAADF px)
+function labelsDrawn(overlays) {
+  const { canvas, cleanup } = show(viewerModel({ overlays, show_probe: false, show_scalebar: false }));
+  const labels = canvas.context.calls.filter(([name]) => name === "fillText").map(([, args]) => args);
+  cleanup();
+  return labels;
+}
+
+test("outline labels stay whole on the canvas: moved left at the edge, inside at the top", () => {
+  // a box at the right edge (screen x 48..60): "AB" (12 px) from x 49 would run past 58
+  const [[text, x]] = labelsDrawn({ g: [{ x0: 24, y0: 10, x1: 30, y1: 16, label: "AB" }] });
+  assert.deepEqual([text, x], ["AB", 60 - 2 - 12]);
+  // a box at the top: no room above, so just inside its top edge
+  const [[, , y]] = labelsDrawn({ g: [{ x0: 4, y0: 0, x1: 16, y1: 16, label: "A" }] });
+  assert.ok(y > 11 && y < 32, `label baseline at ${y}`);
+});
+
+test("a label longer than the whole canvas is cut with an ellipsis, and only then", () => {
+  const [[text, x]] = labelsDrawn({ g: [{ x0: 0, y0: 10, x1: 30, y1: 24, label: "training half" }] });
+  assert.equal(text, "training…"); // 9 characters: 54 px of the 56 available
+  assert.ok(x >= 0 && x + 6 * text.length <= 58, `label from ${x}`);
+  const [[whole]] = labelsDrawn({ g: [{ x0: 0, y0: 10, x1: 30, y1: 24, label: "train" }] });
+  assert.equal(whole, "train");
+});
+
 test("arrow keys move the probe inside the scan; the kernel hears at most every 40 ms", () => {
   const model = viewerModel();
   const { canvas, host, cleanup } = show(model);

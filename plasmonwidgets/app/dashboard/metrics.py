@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from plasmonwidgets.roles import role_of
+
 from .settings import KEYS, model_label
 
 __all__ = ["NMSE_HELP", "ModelMetrics", "clear_cache", "data_fingerprint", "format_percent",
@@ -219,7 +221,7 @@ class ModelMetrics:
                   ("symmetrised", "rotation-averaged",
                    "mean NMSE of prediction and truth both averaged over the 4 rotations about the "
                    "probe: what a spectrum can determine (it cannot tell a structure from its "
-                   "rotations)")] if direction == "spec2im" else []
+                   "rotations)")] if role_of(direction).target_kind == "image" else []
         extras = [e for e in extras if any(e[0] in t.rows for t in known)]
         th = "style='padding:1px 8px;text-align:right;font-weight:600'"
         paper = html.escape("the paper quotes the maximum of its error maps", quote=True)

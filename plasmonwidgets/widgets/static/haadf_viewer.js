@@ -8,6 +8,8 @@
 
 const SEND_INTERVAL_MS = 40; // at most ~25 probe updates per second to the kernel
 const MAX_ZOOM = 64;
+const LABEL_PX = 11; // outline labels' font size, CSS px ...
+const LABEL_MIN_PX = 8; // ... and the smallest it shrinks to on a canvas narrower than the label
 
 function bytesOf(value) {
   // Binary traits arrive as DataView (ipywidgets); accept any buffer-like value.
@@ -261,8 +263,28 @@ function render({ model, el: host }) {
     ctx.stroke();
   }
 
-  function labelAt(text, x, y, color, dpr) {
-    ctx.font = `${Math.round(11 * dpr)}px sans-serif`;
+  // A box's label, bottom-left at (x, y); at `inside` (a y below the box's top edge) when
+  // there is no room above. A label that would run off the right of the canvas moves left
+  // to stay whole; only a canvas narrower than the label makes it smaller, then cut with "…".
+  function labelAt(text, x, y, color, dpr, inside = y) {
+    const pad = 2 * dpr, room = canvas.width - 2 * pad;
+    let px = LABEL_PX, width;
+    for (;; px--) {
+      ctx.font = `${Math.round(px * dpr)}px sans-serif`;
+      width = ctx.measureText(text).width;
+      if (width <= room || px <= LABEL_MIN_PX) break;
+    }
+    if (width > room) {
+      let cut = text;
+      while (cut.length > 1 && ctx.measureText(`${cut}…`).width > room) cut = cut.slice(0, -1);
+      text = `${cut}…`;
+      width = ctx.measureText(text).width;
+    }
+    // only labels that start on the canvas are moved (a box scrolled off by the zoom stays off)
+    if (x >= 0 && x < canvas.width && x + width > canvas.width - pad) {
+      x = Math.max(pad, canvas.width - pad - width);
+    }
+    if (y - Math.round(px * dpr) < 0) y = inside;
     ctx.textBaseline = "bottom";
     ctx.lineWidth = 3 * dpr;
     ctx.strokeStyle = "rgba(0,0,0,0.8)";
@@ -291,7 +313,8 @@ function render({ model, el: host }) {
           ctx.arc(cx, cy, 1.5 * dpr, 0, 2 * Math.PI);
           ctx.fillStyle = color;
           ctx.fill();
-          if (b.label) labelAt(b.label, cx + rad + 2 * dpr, cy - 2 * dpr, color, dpr);
+          if (b.label) labelAt(b.label, cx + rad + 2 * dpr, cy - 2 * dpr, color, dpr,
+                               cy + (LABEL_PX - 2) * dpr);
           continue;
         }
         ctx.setLineDash(b.style === "dashed" ? [4 * dpr, 3 * dpr] : []);
@@ -299,7 +322,9 @@ function render({ model, el: host }) {
         ctx.rect(x0, y0, x1 - x0, y1 - y0);
         strokeColor(1.5 * dpr, color);
         ctx.setLineDash([]);
-        if (b.label) labelAt(b.label, x0 + 1 * dpr, y0 - 1 * dpr, color, dpr);
+        // above the box, or just inside its top edge when the box starts at the canvas top
+        if (b.label) labelAt(b.label, x0 + 1 * dpr, y0 - 1 * dpr, color, dpr,
+                             y0 + (LABEL_PX + 2) * dpr);
       }
     }
     root.dataset.boxes = JSON.stringify(counts); // readable by browser tests

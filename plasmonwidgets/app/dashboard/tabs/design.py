@@ -247,9 +247,11 @@ class DesignTab:
 
     def design_gap(self, result: Any) -> np.ndarray:
         """(k,) bool: which returned structures' measured spectra miss the target by more
-        than ``GAP_FACTOR`` × the design's NMSE (and ``GAP_MIN_POINTS`` % more); im2spec only."""
+        than ``GAP_FACTOR`` × the design's NMSE (and ``GAP_MIN_POINTS`` % more); only for a
+        model whose decoder makes spectra (im2spec): there the design NMSE is the decoder's
+        promise, elsewhere it is the measured spectra's own."""
         measured = np.asarray(result.spectra_nmse, dtype=np.float64)
-        if result.direction != "im2spec":
+        if result.target_kind != "spectrum":
             return np.zeros(len(measured), dtype=bool)
         return (measured > GAP_FACTOR * result.nmse) & (measured > result.nmse + GAP_MIN_POINTS)
 
@@ -258,7 +260,7 @@ class DesignTab:
         names = [f"#{i + 1} measured" for i in range(n)]
         colors = {name: structure_color(i) for i, name in enumerate(names)}
         curves = {"target": target}
-        if result.direction == "im2spec":
+        if result.target_kind == "spectrum":  # the decoded design is a spectrum: draw it
             curves["design (decoded)"] = np.asarray(result.decoded, dtype=np.float64)
             colors["design (decoded)"] = DESIGN_COLOR
         curves.update({name: np.asarray(s, dtype=np.float64)
@@ -267,7 +269,7 @@ class DesignTab:
 
         tiles = {f"#{i + 1} ({r},{c}) {err:.1f}%": img for i, ((r, c), err, img)
                  in enumerate(zip(result.positions, result.spectra_nmse, result.images))}
-        if result.direction == "spec2im":
+        if result.target_kind == "image":  # the decoded design is a tile: shown beside them
             self.design_tiles.set_tiles(measured=None,
                                         predictions={"decoded": result.decoded, **tiles})
         else:
@@ -282,7 +284,7 @@ class DesignTab:
         where = "inside" if result.in_range else "<b>outside</b>"
         fewer = (f" Only {n} observed structures lie {result.min_separation} SI px apart near "
                  "the design." if n < int(self.design_k.value) else "")
-        if result.direction == "im2spec":
+        if result.target_kind == "spectrum":
             text = (f"{model_label(key)}: design NMSE {result.nmse:.2f} % (the decoded spectrum "
                     f"against the target); latent point {where} the observed range. The {n} nearest "
                     f"observed structures, at least {result.min_separation} SI px apart, are outlined "
@@ -322,7 +324,7 @@ class DesignTab:
 
     def _design_table_html(self, result: Any, gap: np.ndarray) -> str:
         """One row per structure: colour, SI position, latent distance, measured NMSE."""
-        design = "design NMSE" if result.direction == "im2spec" else "mean of these"
+        design = "design NMSE" if result.target_kind == "spectrum" else "mean of these"
         rows = []
         for i, ((r, c), dist, err) in enumerate(zip(result.positions, result.distances,
                                                     result.spectra_nmse)):

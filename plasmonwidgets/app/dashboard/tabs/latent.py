@@ -54,7 +54,7 @@ class LatentTab:
         if explorer is None:
             explorer = LatentExplorer(model, self.pairs, viewer=self.latent_viewer,
                                       mode=self.decode_mode)
-            if key[0] == "im2spec":
+            if model.target_kind == "spectrum":  # the decoded view is a spectrum
                 explorer.spectrum_view.figure.add_class("pw-latent-spectrum")
                 explorer.spectrum_view.y_axis.label = intensity_label(self.si)
             else:
