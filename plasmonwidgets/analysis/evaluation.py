@@ -27,7 +27,7 @@ import numpy as np
 from ..metrics import nmse_percent
 from ..roles import DIRECTIONS, Role, role_of
 
-__all__ = ["DIRECTIONS", "EvaluationTable", "MetricSummary", "compare_tables", "evaluate",
+__all__ = ["DIRECTIONS", "EvaluationTable", "MetricSummary", "compare_regions", "compare_tables", "evaluate",
            "summarise"]
 
 #: columns of a summary, in table order
@@ -199,6 +199,31 @@ def compare_tables(tables: Iterable[EvaluationTable], *, row: str = "all",
 
 
 # ------------------------------------------------------------------------------ evaluate
+def compare_regions(tables: Iterable[EvaluationTable], *, stat: str = "mean", digits: int = 3) -> str:
+    """Markdown table with one line per predictor and one column per region: ``stat`` of each
+    ``"region: <name>"`` row (regions in the order of the first table that has them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = (np.ones((4, 2)), np.ones((4, 3)))                  # (inputs, targets)
+    >>> regions = np.array(["gap", "gap", "hole", "hole"])
+    >>> t = evaluate(np.full((4, 3), 1.1), data, direction="im2spec", name="x", regions=regions)
+    >>> print(compare_regions([t]))
+    | predictor (mean by region) | gap | hole |
+    |---|---|---|
+    | x | 1 | 1 |
+    """
+    tables = list(tables)
+    names = list(dict.fromkeys(r for t in tables for r in t.rows if r.startswith("region: ")))
+    lines = [f"| predictor ({stat} by region) | " + " | ".join(n[len("region: "):] for n in names) + " |",
+             "|---|" + "---|" * len(names)]
+    for t in tables:
+        cells = ["–" if n not in t.rows else _fmt(getattr(t.rows[n], stat), digits) for n in names]
+        lines.append(f"| {t.name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _role_of(predictor: Any, direction: str | None) -> Role:
     """The predictor's :class:`~plasmonwidgets.roles.Role`: its own (``role`` or
     ``direction``), or the ``direction`` given for a callable or an array."""
