@@ -23,7 +23,8 @@ def _fitted(cls, pairs, **kwargs):
     torch.manual_seed(0)
     model = cls(window=WINDOW, n_energy=pairs.n_energy, latent_dim=2, n_filters_enc=8,
                 n_filters_dec=8, seed=0, **kwargs)
-    model.fit_normalization(model.inputs_of(pairs), model.targets_of(pairs))  # untrained weights: the encodings still cluster by tile
+    # untrained weights: the encodings still cluster by tile
+    model.fit_normalization(model.inputs_of(pairs), model.targets_of(pairs))
     return model
 
 
