@@ -1,7 +1,7 @@
 // The page's decoder: each step of the program on small hand-checked cases, and the
 // widget half driven with fake widget models (sliders in, the mark's values out).
 // Agreement with the real models' decode() is checked by browser_decoder_parity.test.mjs,
-// which tests/test_browser_decoder.py feeds with programs exported in Python.
+// which tests/widgets/test_browser_decoder.py feeds with programs exported in Python.
 import assert from "node:assert/strict";
 import test from "node:test";
 

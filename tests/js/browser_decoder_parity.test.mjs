@@ -1,4 +1,4 @@
-// The page's decoder against the real models' decode(): tests/test_browser_decoder.py
+// The page's decoder against the real models' decode(): tests/widgets/test_browser_decoder.py
 // exports each model's program in Python, decodes a few latent points with torch, writes
 // both to a folder and runs this file with PW_DECODER_FIXTURES set to it. Alone (plain
 // `node --test tests/js/`) there is nothing to compare, so the test says so and skips.
@@ -15,7 +15,7 @@ import { runProgram } from "../../plasmonwidgets/widgets/static/browser_decoder.
 const dir = process.env.PW_DECODER_FIXTURES;
 
 test("the page's decoder computes what model.decode computes",
-  { skip: !dir && "needs programs exported by tests/test_browser_decoder.py (PW_DECODER_FIXTURES)" }, () => {
+  { skip: !dir && "needs programs exported by tests/widgets/test_browser_decoder.py (PW_DECODER_FIXTURES)" }, () => {
     const c = JSON.parse(readFileSync(join(dir, "case.json"), "utf8"));
     const buf = readFileSync(join(dir, "weights.bin"));
     const weights = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);

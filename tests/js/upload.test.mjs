@@ -8,7 +8,7 @@ import upload, { mb, tooLargeText } from "../../plasmonwidgets/widgets/static/up
 import { FakeElement, FakeModel, installBrowser } from "./fakes.mjs";
 
 test("the page words a refusal exactly as the kernel does", () => {
-  // the same file is checked against upload.py's too_large_message by tests/test_upload.py
+  // the same file is checked against upload.py's too_large_message by tests/widgets/test_upload.py
   const { cases } = JSON.parse(readFileSync(new URL("./too_large_messages.json", import.meta.url), "utf8"));
   assert.ok(cases.length > 0);
   for (const c of cases) assert.equal(tooLargeText(c.name, c.size, c.max_bytes, c.hint), c.text);

@@ -380,7 +380,7 @@ def test_python_side_value_is_stored_like_an_upload_and_cleared(chooser, hspy_by
 
 def test_kernel_words_the_refusal_as_the_page_does():
     """tests/js/upload.test.mjs checks the page's tooLargeText against the same file."""
-    golden = json.loads((Path(__file__).parent / "js" / "too_large_messages.json").read_text())
+    golden = json.loads((Path(__file__).parents[1] / "js" / "too_large_messages.json").read_text())
     assert golden["cases"]
     for c in golden["cases"]:
         assert too_large_message(c["name"], c["size"], c["max_bytes"], c["hint"]) == c["text"]

@@ -23,7 +23,7 @@ from plasmonwidgets.widgets import latent_explorer as le
 from plasmonwidgets.widgets.browser_decoder import BrowserDecoder
 
 NODE = shutil.which("node")
-PARITY = Path(__file__).parent / "js" / "browser_decoder_parity.test.mjs"
+PARITY = Path(__file__).parents[1] / "js" / "browser_decoder_parity.test.mjs"
 
 
 def _randomised(model):
