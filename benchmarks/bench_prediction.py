@@ -13,7 +13,10 @@ Side by side in one run:
   SI at scale 4) into a .zspy store, each size and scheduler in a fresh subprocess: the local
   threaded scheduler, and a ``LocalCluster`` of 1 and 2 single-threaded worker processes.
   Blocks of ``CHUNK`` SI pixels. Reports wall time, tiles/s, and the peak resident memory
-  (``ru_maxrss``) of the client process and of each worker;
+  (``ru_maxrss``) of the client process and of each worker, plus the peaks sampled every 5 s
+  (``psutil``; the ~12 MiB child is a multiprocessing helper, not a worker). A run longer than
+  ``--timeout`` seconds is stopped (its whole process group) and reported with the blocks
+  it had written, the tiles/s up to then and the memory peaks sampled so far;
 - ``sweep``: ``analysis.latent_sweep`` of 5 latent sizes (default im2spec architecture, the
   built-in 96x96 scan, ``--epochs`` epochs) serially here and on a ``LocalCluster`` of 2
   single-threaded workers (one task per size), wall time of each (cluster start-up excluded).
@@ -21,6 +24,7 @@ Side by side in one run:
 Usage::
 
     python benchmarks/bench_prediction.py                     # 1024² and 2048² HAADF
+    python benchmarks/bench_prediction.py --only scaling --sizes 1024 4096 --timeout 720
     python benchmarks/bench_prediction.py --sizes 512 --quick # a smoke run
     python benchmarks/bench_prediction.py --only throughput
     python benchmarks/bench_prediction.py --only sweep --epochs 3
@@ -29,6 +33,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -142,6 +147,69 @@ def synthetic_haadf(size: int, mean: float, spread: float, chunk: int = 512):
     return da.zeros((size, size), chunks=chunk, dtype=np.float32).map_blocks(block, dtype=np.float32)
 
 
+class _Monitor:
+    """Samples, every ``interval`` s on a thread, the resident memory of this process and of
+    its child processes (the LocalCluster's workers) and the blocks already in the store,
+    keeping the peaks, and prints a progress line: a run stopped by the timeout still
+    reports how far it got."""
+
+    def __init__(self, out_dir: str, tiles_per_block: int, interval: float = 5.0):
+        import threading
+
+        import psutil
+
+        self.me, self.out_dir, self.tiles_per_block = psutil.Process(), out_dir, tiles_per_block
+        self.interval, self.t0 = interval, time.perf_counter()
+        self.client_peak, self.worker_peaks = 0, {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def blocks_written(self) -> int:
+        # HyperSpy's zarr chunks of the 3-D spectra are files data/i/j/k (the HAADF's: data/i/j)
+        n = 0
+        for root, _, files in os.walk(self.out_dir):
+            parts = root.split(os.sep)
+            if len(parts) >= 3 and parts[-3] == "data" and parts[-2].isdigit() and parts[-1].isdigit():
+                n += sum(f.isdigit() for f in files)
+        return n
+
+    def sample(self) -> dict:
+        import psutil
+
+        self.client_peak = max(self.client_peak, self.me.memory_info().rss)
+        try:  # processes come and go while a cluster starts: skip those that went
+            children = self.me.children(recursive=True)
+        except psutil.Error:
+            children = []
+        for child in children:
+            try:
+                rss = child.memory_info().rss
+            except psutil.Error:
+                continue
+            self.worker_peaks[child.pid] = max(self.worker_peaks.get(child.pid, 0), rss)
+        blocks = self.blocks_written()
+        elapsed = time.perf_counter() - self.t0
+        return dict(progress=True, elapsed_s=round(elapsed, 1), blocks=blocks,
+                    tiles_per_s=round(blocks * self.tiles_per_block / elapsed) if elapsed else 0,
+                    client_rss_peak_mib=round(self.client_peak / 2**20),
+                    child_rss_peak_mib=sorted(round(v / 2**20) for v in self.worker_peaks.values()))
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.interval):
+            try:
+                print(json.dumps(self.sample()), flush=True)
+            except Exception as exc:  # a failed sample must not end the sampling
+                print(f"monitor: {exc!r}", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
 def _run_one(size: int, workers: int, out_dir: str, precision: str) -> dict:
     """One scaling run, in this (fresh) process."""
     from plasmonwidgets import pretrained
@@ -149,11 +217,14 @@ def _run_one(size: int, workers: int, out_dir: str, precision: str) -> dict:
 
     model = pretrained.load_default("im2spec", 10)
     image = synthetic_haadf(size, float(model.x_offset.mean()), float(model.x_scale))
-    out = os.path.join(out_dir, f"pred_{size}_{workers}.zspy")
+    run_dir = tempfile.mkdtemp(dir=out_dir)
+    out = os.path.join(run_dir, f"pred_{size}_{workers}.zspy")
     worker_peaks = []
     t0 = time.perf_counter()
     if workers == 0:
-        predict_to_file(model, image, out, scale=SCALE, chunks=CHUNK, precision=precision, progress=False)
+        with _Monitor(run_dir, CHUNK * CHUNK) as monitor:
+            predict_to_file(model, image, out, scale=SCALE, chunks=CHUNK, precision=precision, progress=False)
+            elapsed = time.perf_counter() - t0
     else:
         from distributed import Client, LocalCluster
 
@@ -162,31 +233,58 @@ def _run_one(size: int, workers: int, out_dir: str, precision: str) -> dict:
             # worker start-up (imports of torch and plasmonwidgets) is not prediction time
             client.run(lambda: __import__("plasmonwidgets.analysis.lazy_prediction"))
             t0 = time.perf_counter()
-            predict_to_file(model, image, out, scale=SCALE, chunks=CHUNK, precision=precision,
-                            progress=False, scheduler=client)
-            elapsed = time.perf_counter() - t0
+            with _Monitor(run_dir, CHUNK * CHUNK) as monitor:
+                predict_to_file(model, image, out, scale=SCALE, chunks=CHUNK, precision=precision,
+                                progress=False, scheduler=client)
+                elapsed = time.perf_counter() - t0
             peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
             worker_peaks = [round(v / 1024) for v in peaks.values()]
-    if workers == 0:
-        elapsed = time.perf_counter() - t0
     n = (size // SCALE) ** 2
     return dict(size=size, scheduler="threads" if workers == 0 else f"{workers} worker(s)",
                 seconds=round(elapsed, 1), tiles_per_s=round(n / elapsed),
                 client_peak_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                 worker_peak_mib=worker_peaks,
-                output_mib=round(n * model.n_energy * 4 / 2**20))
+                output_mib=round(n * model.n_energy * 4 / 2**20),
+                load_average=[round(v, 1) for v in os.getloadavg()],
+                sampled=monitor.sample())
 
 
-def scaling(sizes: list[int], workers: list[int], precision: str) -> list[dict]:
+def _stop_group(proc: subprocess.Popen) -> tuple[str, str]:
+    """Kill a run's whole process group (its LocalCluster workers too); its output so far."""
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    return proc.communicate()
+
+
+def scaling(sizes: list[int], workers: list[int], precision: str, timeout: float) -> list[dict]:
+    """Each size and scheduler in a fresh process; a run past ``timeout`` seconds is stopped
+    and reported with the progress it had made (blocks written, tiles/s, peaks so far)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
             for w in workers:
                 cmd = [sys.executable, __file__, "--_one", str(size), str(w), tmp, precision]
-                done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-                if done.returncode:
-                    raise RuntimeError(done.stderr[-3000:])
-                rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        start_new_session=True)
+                try:
+                    out, err = proc.communicate(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    out, err = _stop_group(proc)
+                    lines = [json.loads(x) for x in out.strip().splitlines() if x.startswith("{")]
+                    last = lines[-1] if lines else {}
+                    n = (size // SCALE) ** 2
+                    rows.append(dict(size=size, scheduler="threads" if w == 0 else f"{w} worker(s)",
+                                     stopped_after_s=timeout, done_fraction=round(
+                                         last.get("blocks", 0) * CHUNK * CHUNK / n, 3),
+                                     load_average=[round(v, 1) for v in os.getloadavg()], **last))
+                    print(rows[-1], flush=True)
+                    print(err[-2000:], file=sys.stderr, flush=True)
+                    continue
+                if proc.returncode:
+                    raise RuntimeError(err[-3000:])
+                rows.append(json.loads(out.strip().splitlines()[-1]))
                 print(rows[-1], flush=True)
     return rows
 
@@ -227,6 +325,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2],
                         help="0 = local threaded scheduler, n = LocalCluster of n worker processes")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--timeout", type=float, default=720,
+                        help="seconds per scaling run; a run stopped there reports its progress")
     parser.add_argument("--matmul", type=int, default=1024)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--_one", nargs=4, help=argparse.SUPPRESS)
@@ -241,7 +341,7 @@ def main() -> None:
         for row in report["throughput"]["rows"]:
             print(row, flush=True)
     if args.only in (None, "scaling"):
-        report["scaling"] = scaling(args.sizes, args.workers, args.precision)
+        report["scaling"] = scaling(args.sizes, args.workers, args.precision, args.timeout)
     if args.only in (None, "sweep"):
         report["sweep"] = sweep(args.epochs)
     print(json.dumps(report, indent=1))

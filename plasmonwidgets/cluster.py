@@ -18,10 +18,12 @@ Kubernetes, ...).
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["LOCAL_SCHEDULERS", "dask_scheduler", "active_client", "torch_threads_for_worker"]
+__all__ = ["LOCAL_SCHEDULERS", "dask_scheduler", "active_client", "torch_threads_for_worker",
+           "report_to_client", "worker_progress"]
 
 LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
 
@@ -114,3 +116,67 @@ def torch_threads_for_worker() -> None:
     n = max(1, int(getattr(worker.state, "nthreads", 1)))
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+
+
+def report_to_client(topic: str | None, msg: dict) -> None:
+    """Inside a task on a ``dask.distributed`` worker: log ``msg`` as an event on ``topic``
+    for the client (:func:`worker_progress`). Elsewhere, or without a topic: nothing."""
+    if topic is None:
+        return
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return
+    worker.log_event(topic, msg)
+
+
+@contextlib.contextmanager
+def worker_progress(client: Any, topic: str, *, desc: str, unit: str) -> Iterator[dict]:
+    """A progress bar (``tqdm.auto``) in this process for work done on a cluster's workers.
+
+    Dask's local progress bar sees nothing of a distributed scheduler's tasks, so the tasks
+    report themselves: each logs ``{"done": n, "of": total}`` on ``topic``
+    (:func:`report_to_client`), the scheduler forwards the events to ``client`` and the bar
+    advances by ``n``. On leaving, the events the scheduler kept (``client.get_events``)
+    settle the count, so events still in flight when the computation returned are counted.
+    Yields a dict whose ``"done"`` and ``"total"`` are the units reported so far and the
+    total announced (None before the first report).
+
+    Examples
+    --------
+    >>> with worker_progress(client, "my-run", desc="predicting", unit="spectrum"):  # doctest: +SKIP
+    ...     spectra.store(target)    # tasks call report_to_client("my-run", {...})
+    """
+    from tqdm.auto import tqdm
+
+    lock = threading.Lock()
+    state: dict[str, Any] = {"bar": None, "done": 0, "total": None}
+
+    def advance(done: int, total: int) -> None:  # under the lock
+        if state["bar"] is None:
+            state["bar"] = tqdm(total=total, desc=desc, unit=unit, leave=True)
+            state["total"] = total
+        state["bar"].update(done)
+        state["done"] += done
+
+    def handler(event: tuple) -> None:  # on the client's event loop
+        msg = event[1]
+        with lock:
+            if not state.get("closed"):
+                advance(int(msg["done"]), int(msg["of"]))
+
+    client.subscribe_topic(topic, handler)
+    try:
+        yield state
+    finally:
+        client.unsubscribe_topic(topic)
+        events = [msg for _, msg in client.get_events(topic)]
+        with lock:
+            state["closed"] = True
+            missing = sum(int(m["done"]) for m in events) - state["done"]
+            if missing > 0:
+                advance(missing, int(events[0]["of"]))
+            if state["bar"] is not None:
+                state["bar"].close()

@@ -130,7 +130,7 @@ class SpectrumImage:
     ):
         self._spectra = _as_float32("spectra", spectra, 3)
         self._haadf = _as_float32("haadf", haadf, 2)
-        if _is_lazy(self._haadf):
+        if _is_lazy(self._haadf) and not _is_lazy(self._spectra):  # a lazy SI may keep a lazy HAADF
             self._haadf = np.asarray(self._haadf.compute(), dtype=np.float32)
         self._energy = self._validate_energy(energy, self._spectra.shape[2])
         h, w = self._spectra.shape[:2]
@@ -188,7 +188,8 @@ class SpectrumImage:
 
     @property
     def haadf(self) -> np.ndarray:
-        """(H, W) float32 HAADF image."""
+        """(H, W) float32 HAADF image (a dask array only when the spectra are lazy and the
+        HAADF was given lazily, as for a lazy prediction; :meth:`compute` reads both)."""
         return self._haadf
 
     @property

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..cluster import torch_threads_for_worker
+from ..cluster import report_to_client, torch_threads_for_worker
 
 __all__ = ["ModelPayload", "lazy_spectra", "default_chunk", "TARGET_BLOCK_BYTES"]
 
@@ -95,8 +95,10 @@ def _autocast(precision: str | None):
 
 
 def _predict_block(block: np.ndarray, payload: ModelPayload, *, scale: int, window: int, batch: int,
-                   precision: str | None, denormalize: Any) -> np.ndarray:
-    """Spectra (n_r, n_c, E) of the SI pixels of one block with its halo of ``window // 2``."""
+                   precision: str | None, denormalize: Any, report: tuple[str, int] | None = None
+                   ) -> np.ndarray:
+    """Spectra (n_r, n_c, E) of the SI pixels of one block with its halo of ``window // 2``;
+    ``report`` = (topic, tiles of all blocks): on a distributed worker, log the tiles done."""
     halo = window // 2
     n_r, n_c = (block.shape[0] - 2 * halo) // scale, (block.shape[1] - 2 * halo) // scale
     if not np.isfinite(block.sum(dtype=np.float64)):
@@ -118,6 +120,8 @@ def _predict_block(block: np.ndarray, payload: ModelPayload, *, scale: int, wind
             tiles = np.ascontiguousarray(view[start_r[idx // n_c], start_c[idx % n_c]], dtype=np.float32)
             pred = np.asarray(model.predict(tiles), dtype=np.float32).reshape(len(idx), -1)
             out[idx] = denormalize(pred) if denormalize is not None else pred
+    if report is not None:
+        report_to_client(report[0], {"done": n, "of": int(report[1])})
     return out.reshape(n_r, n_c, -1)
 
 
@@ -142,7 +146,7 @@ def _bounds(first: int, end: int, stop: int, chunk: int, min_last: int) -> tuple
 
 def lazy_spectra(model: Any, image: Any, *, scale: int, rows: tuple[int, int], cols: tuple[int, int],
                  pad: str | None, chunk: tuple[int, int], batch: int, precision: str | None,
-                 denormalize: Any):
+                 denormalize: Any, report: str | None = None):
     """The predicted spectra of SI rows ``rows`` x columns ``cols`` (half-open, SI grid of the
     unpadded image) as a dask array (n_rows, n_cols, E) float32, chunked ``chunk`` SI pixels
     (at least half a window: a block's halo comes from its neighbour alone).
@@ -150,6 +154,9 @@ def lazy_spectra(model: Any, image: Any, *, scale: int, rows: tuple[int, int], c
     ``image`` is a dask array (H, W); ``pad="reflect"`` mirrors the borders like
     :meth:`plasmonwidgets.tiles.TileGrid.image` (numpy's "reflect"; Dask's own boundary
     "reflect" repeats the edge pixel, so the image is padded first, by whole SI pixels).
+    With ``report`` (a topic name), each block run on a ``dask.distributed`` worker logs
+    ``{"done": its tiles, "of": tiles of all blocks}`` there for the client's progress bar
+    (:func:`plasmonwidgets.cluster.worker_progress`).
     """
     import dask
     import dask.array as da
@@ -171,7 +178,9 @@ def lazy_spectra(model: Any, image: Any, *, scale: int, rows: tuple[int, int], c
     spectra = da.map_blocks(
         _predict_block, extended, payload, scale=s, window=window, batch=int(batch),
         precision=precision, denormalize=denormalize,
+        report=None if report is None else (str(report), sum(r_sizes) * sum(c_sizes)),
         chunks=(r_sizes, c_sizes, (int(model.n_energy),)), new_axis=2, dtype=np.float32,
-        name="predict-spectra-" + dask.base.tokenize(image, payload, s, batch, precision, denormalize),
+        name="predict-spectra-" + dask.base.tokenize(image, payload, s, batch, precision, denormalize,
+                                                     report),
     )
     return spectra[rows[0] + k : rows[1] + k, cols[0] + k : cols[1] + k]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,9 @@ def predict_to_file(
         Where the graph runs (:func:`plasmonwidgets.cluster.dask_scheduler`); None uses an
         active ``dask.distributed.Client`` or else the local threaded scheduler.
     progress : bool
-        Dask's progress bar on stdout for local schedulers (a distributed cluster shows its
-        progress on its dashboard).
+        A progress bar: Dask's on stdout for local schedulers; on a distributed cluster one
+        (``tqdm``, in spectra) fed by the workers as they finish blocks
+        (:func:`plasmonwidgets.cluster.worker_progress`), besides the cluster's dashboard.
     overwrite : bool
         Replace an existing ``out``.
 
@@ -113,14 +115,14 @@ def predict_to_file(
     Path
         ``out``; ``plasmonwidgets.load(out, lazy=True)`` reads it back.
 
-    Memory: a few blocks of spectra and one batch of tiles per worker thread, plus the HAADF
-    itself, which the written SpectrumImage stores alongside the spectra.
+    Memory: a few blocks of spectra and one batch of tiles per worker thread, whatever the
+    image size: the HAADF stored alongside the spectra is written block by block too.
 
     Examples
     --------
     >>> predict_to_file("im2spec.pt", "montage.hspy", "montage_si.zspy", scale=4)  # doctest: +SKIP
     """
-    from ..cluster import dask_scheduler
+    from ..cluster import dask_scheduler, worker_progress
     from ..io import lazy_read_errors, save
     from .prediction import predict_spectrum_image
 
@@ -139,13 +141,18 @@ def predict_to_file(
     if isinstance(haadf, (str, os.PathLike)):
         haadf = read_haadf(haadf)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(dask_scheduler(scheduler))
+        client = stack.enter_context(dask_scheduler(scheduler))
+        # Dask's local progress bar sees nothing of a cluster's tasks: there the blocks report
+        topic = f"plasmonwidgets-predict-{uuid.uuid4().hex}" if client is not None and progress else None
         pred = predict_spectrum_image(model, haadf, scale=scale, pixel_size=pixel_size, reference=reference,
-                                      chunk=batch, pad=pad, lazy=True, chunks=chunks, precision=precision)
+                                      chunk=batch, pad=pad, lazy=True, chunks=chunks, precision=precision,
+                                      report=topic)
         pred.metadata["source"] = {"name": f"prediction from {name}"}
         if not progress:
             # local schedulers: HyperSpy's writer shows Dask's progress bar on stdout while it
             # stores the blocks; no switch reaches it through ``save``, so quiet means no stdout
             stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
+        if topic is not None:
+            stack.enter_context(worker_progress(client, topic, desc="predicting spectra", unit="spectrum"))
         stack.enter_context(lazy_read_errors(name))
         return save(pred, target, overwrite=overwrite)

@@ -214,21 +214,33 @@ def _check_pixel_size(img: _Image, reference: Any) -> None:
         )
 
 
-def _check_intensity(model: Any, image: Any, name: str) -> None:
-    """Warn when the image's intensities are far from the HAADF tiles the model was trained on."""
-    if not getattr(model, "is_fitted", False):
-        return
-    mean = float(model.x_offset.detach().float().mean().cpu())
-    spread = float(model.x_scale.detach().float().cpu())
-    got_mean, got_spread = image.mean(dtype=np.float64), image.std(dtype=np.float64)
+def _check_image(model: Any, image: Any, name: str, part: Any) -> None:
+    """Warn when the image's intensities are far from the HAADF tiles the model was trained on;
+    a lazy image is read once, block by block, and NaN/Inf pixels of its predicted ``part``
+    are an error (in memory, :func:`_as_haadf` found them already)."""
+    fitted = bool(getattr(model, "is_fitted", False))
     if _is_lazy(image):  # one streaming pass over the image
         import dask
+        import dask.array as da
 
         from .. import io
 
+        bad = (~da.isfinite(part)).sum()
+        stats = (image.mean(dtype=np.float64), image.std(dtype=np.float64)) if fitted else ()
         with io.lazy_read_errors(name):
-            got_mean, got_spread = dask.compute(got_mean, got_spread)
-    got_mean, got_spread = float(got_mean), float(got_spread)
+            bad, *stats = dask.compute(bad, *stats)
+        if bad:
+            raise ValueError(
+                f"haadf contains {int(bad)} NaN/Inf pixels; fill them (e.g. np.nan_to_num "
+                "or inpainting) before predicting"
+            )
+    elif fitted:
+        stats = image.mean(dtype=np.float64), image.std(dtype=np.float64)
+    if not fitted:
+        return
+    mean = float(model.x_offset.detach().float().mean().cpu())
+    spread = float(model.x_scale.detach().float().cpu())
+    got_mean, got_spread = float(stats[0]), float(stats[1])
     z = abs(got_mean - mean) / spread if spread > 0 else 0.0
     ratio = got_spread / spread if spread > 0 and got_spread > 0 else 1.0
     if z > INTENSITY_Z_LIMIT or not 1 / INTENSITY_SPREAD_LIMIT <= ratio <= INTENSITY_SPREAD_LIMIT:
@@ -269,6 +281,7 @@ def predict_spectrum_image(
     lazy: bool | None = None,
     chunks: int | tuple[int, int] | None = None,
     precision: str = "float32",
+    report: str | None = None,
 ):
     """Predict the SI that a HAADF image would have been measured with.
 
@@ -308,8 +321,10 @@ def predict_spectrum_image(
     lazy : bool, optional
         Return lazy spectra (a dask array; nothing is predicted until they are computed
         or saved). Default: lazy for a dask array or a lazy Signal2D, in memory otherwise.
-        The result's ``haadf`` is still an in-memory array (the matching part of the image),
-        and a fitted model's intensity check reads a lazy image once (one streaming pass).
+        A lazy image's matching part stays lazy as the result's ``haadf`` (a dask array,
+        written block by block when saved, read by ``compute()``), so no step holds the
+        whole image; it is read once beforehand, block by block (NaN/Inf pixels in the
+        predicted field, and a fitted model's intensity check).
     chunks : int or (int, int), optional
         Lazy prediction only: SI pixels per block side (one Dask task, and one zarr chunk
         when saved; at least half a window). Default: blocks of about 8 MiB of spectra
@@ -317,12 +332,18 @@ def predict_spectrum_image(
     precision : "float32", "bfloat16" or "auto"
         Arithmetic of the network: "auto" takes bfloat16 (autocast) on CPUs with native
         support, as training does; float32 reproduces ``model.predict`` exactly.
+    report : str, optional
+        Lazy prediction on a ``dask.distributed`` cluster: every block logs
+        ``{"done": tiles, "of": all tiles}`` as an event on this topic, which
+        :func:`plasmonwidgets.cluster.worker_progress` turns into a progress bar
+        (as :func:`~plasmonwidgets.analysis.predict_to_file` does).
 
     Returns
     -------
     SpectrumImage
         ``spectra`` (h', w', E) predicted intensities (counts when the training
-        normalisation is known), ``haadf`` the matching part of the input;
+        normalisation is known), ``haadf`` the matching part of the input (lazy when
+        the input is);
         ``metadata["prediction"]`` records the origin (row, col) of the result in the
         full SI grid, the full grid shape, the window, the padding, the scale, the
         intensity units and whether the pixel size is calibrated.
@@ -370,7 +391,6 @@ def predict_spectrum_image(
     block = _resolve_chunks(chunks, int(model.n_energy)) if lazy else None
     energy = _resolve_energy(model, energy, img, reference)
     _check_pixel_size(img, reference)
-    _check_intensity(model, image, img.source)
     denormalize, units = _denormalizer(img, reference)
     if pixel_size is not None:
         out_pixel, out_unit = float(pixel_size), pixel_unit or img.unit or "nm"
@@ -384,6 +404,10 @@ def predict_spectrum_image(
     grid = tile_grid((H, W), scale, window, pad=pad)
     r0, c0 = int(grid.rows[0]), int(grid.cols[0])
     out_h, out_w = grid.rows.size, grid.cols.size
+    # a lazy image stays lazy: the result's HAADF is a dask slice of it, read block by block
+    # when saved (or whole only by ``compute()``), so an image larger than memory never is
+    part = image[scale * r0 : scale * (r0 + out_h), scale * c0 : scale * (c0 + out_w)]
+    _check_image(model, image, img.source, part)
     if lazy:
         from .lazy_prediction import lazy_spectra
 
@@ -394,13 +418,10 @@ def predict_spectrum_image(
             source = da.from_array(image, chunks=(block[0] * scale, block[1] * scale))
         spectra = lazy_spectra(model, source, scale=scale, rows=(r0, r0 + out_h), cols=(c0, c0 + out_w),
                                pad=pad, chunk=block, batch=chunk, precision=autocast,
-                               denormalize=denormalize)
+                               denormalize=denormalize, report=report)
     else:
         spectra = _predict_in_memory(model, image, grid, window=window, chunk=chunk, progress=progress,
                                      precision=autocast, denormalize=denormalize)
-    part = image[scale * r0 : scale * (r0 + out_h), scale * c0 : scale * (c0 + out_w)]
-    if _is_lazy(part):  # a SpectrumImage holds its HAADF in memory: read it, errors naming the image
-        part = _as_haadf(_read_lazy(part, img.source))
     return SpectrumImage(
         spectra,
         energy,

@@ -87,6 +87,8 @@ def to_signals(si: SpectrumImage, copy: bool, strict: bool):
     img_axes = [dict(name=n, size=s, offset=o - shift, scale=si.pixel_size / si.scale, units=unit)
                 for n, s, o in (("y", H, origin[0]), ("x", W, origin[1]))]
     haadf = hs.signals.Signal2D(si.haadf.copy() if copy else si.haadf, axes=img_axes)
+    if _is_lazy(si.haadf):  # a lazy prediction's HAADF: written block by block, never read whole
+        haadf = haadf.as_lazy()
     haadf.metadata.General.title = "HAADF"
     acquisition = _acquisition_tree(si)
     if acquisition:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from .. import _atomic
-from ..spectrum_image import SpectrumImage
+from ..spectrum_image import SpectrumImage, _is_lazy
 from .backend import quiet_reader
 from .codec import GROUP, crc
 from .errors import DataFileError
@@ -66,7 +66,8 @@ def save(si: SpectrumImage, path: str | os.PathLike, overwrite: bool = True) -> 
 
 def write_hyperspy(si: SpectrumImage, tmp: Path) -> None:
     eels, _ = to_signals(si, copy=False, strict=True)
-    sums = {"spectra": None if si.is_lazy else crc(si.spectra), "haadf": crc(si.haadf)}
+    sums = {"spectra": None if si.is_lazy else crc(si.spectra),
+            "haadf": None if _is_lazy(si.haadf) else crc(si.haadf)}
     eels.metadata.set_item(f"{GROUP}.checksums", json.dumps(sums))
     with quiet_reader():
         eels.save(str(tmp), overwrite=True)
