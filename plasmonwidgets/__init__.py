@@ -30,6 +30,10 @@ _PUBLIC = {
     "DataFileError": "io",
     "select_device": "device",
     "nmse_percent": "metrics",
+    "Ensemble": "ensemble",
+    "Microscope": "microscope",
+    "RecordedMicroscope": "microscope",
+    "SimulatedMicroscope": "microscope",
 }
 _SUBMODULES = {
     "datasets",
@@ -43,6 +47,7 @@ _SUBMODULES = {
     "tiles",
     "pretrained",
     "metrics",
+    "autonomous",
 }
 
 __all__ = sorted(_PUBLIC) + sorted(_SUBMODULES)

@@ -1,0 +1,195 @@
+"""Autonomous experiment: whole-scan error versus the fraction of spectra measured (CPU).
+
+Scene: ``SimulatedMicroscope`` (``datasets.nanocube_array``; ``--physics quasistatic`` for
+the quasi-static scene), ``--size`` x ``--size`` pixels, ``--n-energy`` channels. The loop
+measures the noisy spectra; errors are taken against the noiseless scene (the same seed
+with ``noise=False``: same geometry, expected counts), so a perfect predictor scores ~0.
+
+For every strategy (random, raster, uncertainty, scalarizer = expected improvement of the
+peak energy) and seed, one loop runs to the largest fraction of the pixels; when it reaches
+each fraction (1, 2, 5, 10, 20 % by default) the whole-scan NMSE (%) of its predicted SI
+(the ensemble mean at every pixel, measured or not) is recorded: the mean over pixels of
+the per-spectrum NMSE. Reference: the same ensemble trained on every pixel of the noisy
+scan (``--reference-epochs``), i.e. a full SI.
+
+After the uncertainty runs: 90 % interval coverage against the noisy and the noiseless
+scene, with the raw ensemble spread and with the post-hoc scale fitted on 200 unmeasured
+pixels (a validation set that would cost 200 extra spectra), and the Spearman/Pearson
+correlation of the uncertainty map with the error map.
+
+Step time: ``--time-size`` (96) scan, loop steps from 5 % measured, batch 1 % of the pixels.
+
+Run:  python benchmarks/bench_autonomous.py [--size 48] [--seeds 2] [--fractions 1,2,5,10,20]
+      [--physics dipole|quasistatic] [--members 3] [--epochs 2] [--time-size 96]
+      [--out benchmarks/results/autonomous.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+import plasmonwidgets as pw
+from plasmonwidgets import autonomous
+from plasmonwidgets.analysis import calibration as cal
+from plasmonwidgets.datasets import nanocube_array
+
+
+def factory(n_energy: int, window: int):
+    """A small Im2Spec (8 filters, dilations 1-2): one whole-scan prediction per step."""
+    def build(seed: int) -> pw.Im2Spec:
+        return pw.Im2Spec(window=window, n_energy=n_energy, latent_dim=4, n_filters_enc=8,
+                          n_filters_dec=8, dilations=(1, 2), seed=seed, device="cpu")
+    return build
+
+
+def whole_scan_nmse(pred: np.ndarray, true: np.ndarray) -> float:
+    return float(np.nanmean(pw.nmse_percent(pred, true, axis=-1)))
+
+
+def curve(args, strategy: str, seed: int, scene: dict, truth: np.ndarray) -> dict:
+    scope = pw.SimulatedMicroscope(seed=args.scene_seed, size=args.size, n_energy=args.n_energy,
+                                   **scene)
+    n_px = args.size * args.size
+    targets = [max(2, round(f / 100 * n_px)) for f in args.fractions]
+    energy = scope.energy
+    options = dict(n_members=args.members, epochs=args.epochs, min_distance=args.min_distance)
+    if strategy == "scalarizer":
+        options.update(scalarizer=lambda s: energy[np.argmax(s, axis=-1)], scalarizer_vectorized=True)
+    loop = autonomous.Loop(scope, factory(args.n_energy, args.window), budget=targets[0],
+                           batch=max(1, round(args.batch / 100 * n_px)), n_seed=targets[0],
+                           strategy=strategy, seed=seed, **options)
+    out = {"n_measured": [], "nmse": [], "wall_s": 0.0}
+    t0 = time.perf_counter()
+    for target in targets:
+        loop.budget = target  # raise the budget fraction by fraction: the loop resumes
+        loop.run()
+        out["n_measured"].append(loop.n_measured)
+        out["nmse"].append(whole_scan_nmse(loop.mean, truth))
+    out["wall_s"] = time.perf_counter() - t0
+    out["steps"] = len(loop.steps)
+    if strategy == "uncertainty":
+        out["calibration"] = calibration(loop, scope, truth, seed)
+    return out
+
+
+def calibration(loop, scope, truth: np.ndarray, seed: int) -> dict:
+    h, w = loop.scan_shape
+    free = np.flatnonzero(~loop.measured.ravel())
+    rng = np.random.default_rng(seed + 1000)
+    val = rng.choice(free, size=min(200, free.size // 2), replace=False)
+    test = np.setdiff1d(free, val)
+    mean, std = loop.mean.reshape(h * w, -1), loop.std.reshape(h * w, -1)
+    noisy = np.asarray(scope.si.spectra, dtype=np.float64).reshape(h * w, -1)
+    clean = truth.reshape(h * w, -1)
+    scale = cal.fit_std_scale(mean[val], std[val], noisy[val])
+    res = {"std_scale": scale}
+    for name, true in (("noisy", noisy), ("clean", clean)):
+        res[f"coverage90_raw_{name}"] = cal.coverage(mean[test], std[test], true[test])
+        res[f"coverage90_scaled_{name}"] = cal.coverage(mean[test], scale * std[test], true[test])
+    res["curve_scaled_noisy"] = cal.calibration_curve(mean[test], scale * std[test],
+                                                      noisy[test]).observed.round(3).tolist()
+    umap = cal.uncertainty_map(loop.std)
+    emap = cal.prediction_error_map(loop.mean, truth)
+    unmeasured = ~loop.measured
+    res["corr_uncertainty_error"] = cal.uncertainty_error_correlation(umap[unmeasured], emap[unmeasured])
+    return res
+
+
+def reference(args, scene: dict, truth: np.ndarray, seed: int) -> float:
+    si = nanocube_array(seed=args.scene_seed, size=args.size, n_energy=args.n_energy, **scene)
+    pairs = pw.make_tiles(si, window=args.window, pad="reflect")
+    ens = pw.Ensemble(factory(args.n_energy, args.window), n_members=args.members, seed=seed)
+    ens.fit(pairs, epochs=args.reference_epochs, precision="float32")
+    mean, _ = ens.predict(pairs)
+    return whole_scan_nmse(mean.reshape(truth.shape), truth)
+
+
+def step_time(args, scene: dict) -> dict:
+    size = args.time_size
+    scope = pw.SimulatedMicroscope(seed=args.scene_seed, size=size, n_energy=args.n_energy, **scene)
+    n_px = size * size
+    loop = autonomous.Loop(scope, factory(args.n_energy, args.window), budget=n_px // 20 + 3 * n_px // 100,
+                           batch=n_px // 100, n_seed=n_px // 20, strategy="uncertainty",
+                           n_members=args.members, epochs=args.epochs)
+    records = []
+    while not loop.done:
+        r = loop.step()
+        records.append({k: round(getattr(r, k), 3) for k in
+                        ("wall_s", "select_s", "acquire_s", "train_s", "predict_s")}
+                       | {"n_measured": r.n_measured})
+    return {"size": size, "steps": records}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--size", type=int, default=48)
+    p.add_argument("--n-energy", type=int, default=64)
+    p.add_argument("--window", type=int, default=16)
+    p.add_argument("--scene-seed", type=int, default=0)
+    p.add_argument("--physics", default="dipole", choices=("dipole", "quasistatic"))
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--fractions", default="1,2,5,10,20")
+    p.add_argument("--batch", type=float, default=1.0, help="spectra per step, %% of the pixels")
+    p.add_argument("--strategies", default=",".join(autonomous.STRATEGIES))
+    p.add_argument("--members", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=2, help="epochs per step (warm start)")
+    p.add_argument("--min-distance", type=float, default=3.0)
+    p.add_argument("--reference-epochs", type=int, default=10)
+    p.add_argument("--time-size", type=int, default=96, help="0 skips the step-time run")
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+    args.fractions = [float(f) for f in args.fractions.split(",")]
+    scene = {"physics": args.physics}
+    truth = np.asarray(nanocube_array(seed=args.scene_seed, size=args.size, n_energy=args.n_energy,
+                                      noise=False, **scene).spectra, dtype=np.float64)
+    noisy = nanocube_array(seed=args.scene_seed, size=args.size, n_energy=args.n_energy, **scene).spectra
+    machine = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+               "load_avg": os.getloadavg(), "python": platform.python_version()}
+    report = {"args": vars(args), "machine": machine,
+              "noise_floor_nmse": whole_scan_nmse(noisy, truth), "curves": {}}
+    print(f"scene {args.physics} {args.size}x{args.size}, E={args.n_energy}; noise floor (measured vs "
+          f"noiseless) NMSE {report['noise_floor_nmse']:.2f} %; load avg {os.getloadavg()[0]:.1f}")
+    t = time.perf_counter()
+    report["reference_nmse"] = reference(args, scene, truth, 0)
+    print(f"reference (ensemble on the full noisy SI): NMSE {report['reference_nmse']:.2f} % "
+          f"({time.perf_counter() - t:.0f} s)")
+    header = "strategy     seed " + " ".join(f"{f:>6g}%" for f in args.fractions) + "   wall s"
+    print(header)
+    for strategy in args.strategies.split(","):
+        runs = []
+        for seed in range(args.seeds):
+            r = curve(args, strategy, seed, scene, truth)
+            runs.append(r)
+            print(f"{strategy:<12} {seed:>4} " + " ".join(f"{v:7.2f}" for v in r["nmse"])
+                  + f"  {r['wall_s']:7.1f}")
+            if "calibration" in r:
+                c = r["calibration"]
+                print("    calibration: scale {std_scale:.2f}; 90% coverage raw noisy "
+                      "{coverage90_raw_noisy:.3f} clean {coverage90_raw_clean:.3f}; scaled noisy "
+                      "{coverage90_scaled_noisy:.3f} clean "
+                      "{coverage90_scaled_clean:.3f}".format(**c)
+                      + "; spearman(unc, err) {spearman:.2f} pearson {pearson:.2f}".format(
+                          **c["corr_uncertainty_error"]))
+                print("    curve (scaled, noisy) at 0.1..0.9:", c["curve_scaled_noisy"])
+        nm = np.array([r["nmse"] for r in runs])
+        print(f"{strategy:<12} mean " + " ".join(f"{v:7.2f}" for v in nm.mean(0))
+              + "   +/- " + " ".join(f"{v:.2f}" for v in nm.std(0)))
+        report["curves"][strategy] = runs
+    if args.time_size:
+        report["step_time"] = step_time(args, scene)
+        for r in report["step_time"]["steps"]:
+            print(f"{args.time_size}x{args.time_size} step: {r}")
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(report, fh, indent=1, default=float)
+
+
+if __name__ == "__main__":
+    main()
