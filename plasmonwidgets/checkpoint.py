@@ -47,7 +47,19 @@ _IO_SHAPES = {
 
 
 class CheckpointError(ValueError):
-    """The file is not a readable plasmonwidgets checkpoint (foreign, truncated, too new)."""
+    """The file is not a readable plasmonwidgets checkpoint (foreign, truncated, too new).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> bad = pathlib.Path(tempfile.mkdtemp()) / "notes.pt"
+    >>> _ = bad.write_bytes(b"not a checkpoint")
+    >>> try:
+    ...     read_checkpoint(bad)
+    ... except CheckpointError:
+    ...     print("refused")
+    refused
+    """
 
 
 def _package_version() -> str:
@@ -63,6 +75,17 @@ def write_checkpoint(path: str | os.PathLike, *, model_class: str, config: dict,
 
     The parent directory must exist. On any error the temporary file is removed and the
     previous content of ``path`` (if any) is untouched.
+
+    Examples
+    --------
+    Usually called by ``model.save``; the config holds the model's sizes:
+
+    >>> import pathlib, tempfile
+    >>> import plasmonwidgets as pw
+    >>> model = pw.Im2Spec(window=8, n_energy=32, device="cpu")
+    >>> path = model.save(pathlib.Path(tempfile.mkdtemp()) / "im2spec.pt")  # uses write_checkpoint
+    >>> path.suffix
+    '.pt'
     """
     path = Path(path)
     if not path.parent.is_dir():
@@ -109,6 +132,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
     Returns the payload dict (tensors on the CPU). Raises FileNotFoundError for a missing
     file and CheckpointError for anything that is not a complete, compatible checkpoint.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import plasmonwidgets as pw
+    >>> path = pw.Im2Spec(window=8, n_energy=32, device="cpu").save(
+    ...     pathlib.Path(tempfile.mkdtemp()) / "im2spec.pt")
+    >>> payload = read_checkpoint(path)
+    >>> payload["model_class"], payload["config"]["n_energy"]
+    ('Im2Spec', 32)
     """
     path = Path(path)
     _atomic.recover(path)
@@ -164,6 +197,17 @@ def validate_payload(payload: dict[str, Any], path: str | os.PathLike) -> None:
     small file declare a huge tensor), finite; the normalisation buffers and the dense
     layers agree with the config's window / n_energy / latent_dim; ``energy`` None or
     a finite 1-D float tensor of n_energy values. Raises CheckpointError naming ``path``.
+
+    Examples
+    --------
+    :func:`read_checkpoint` runs this on every file; it raises on a bad payload:
+
+    >>> import pathlib, tempfile
+    >>> import plasmonwidgets as pw
+    >>> path = pw.Im2Spec(window=8, n_energy=32, device="cpu").save(
+    ...     pathlib.Path(tempfile.mkdtemp()) / "im2spec.pt")
+    >>> validate_payload(read_checkpoint(path), path) is None
+    True
     """
     name = payload["model_class"]
     if not isinstance(name, str):

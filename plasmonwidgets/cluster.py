@@ -40,7 +40,15 @@ def _distributed():
 
 
 def active_client() -> Any:
-    """The ``dask.distributed.Client`` Dask would use now, or None."""
+    """The ``dask.distributed.Client`` Dask would use now, or None.
+
+    Examples
+    --------
+    None when no ``dask.distributed`` client has been started in this process:
+
+    >>> active_client() is None                      # doctest: +SKIP
+    True
+    """
     try:
         from distributed import default_client
     except ImportError:
@@ -104,7 +112,14 @@ def dask_scheduler(scheduler: Any = None) -> Iterator[Any]:
 
 def torch_threads_for_worker() -> None:
     """Inside a task on a ``dask.distributed`` worker: give torch the worker's threads, not
-    every core of the machine (several workers share it). Elsewhere: nothing."""
+    every core of the machine (several workers share it). Elsewhere: nothing.
+
+    Examples
+    --------
+    Outside a Dask worker it does nothing:
+
+    >>> torch_threads_for_worker()
+    """
     try:
         from distributed import get_worker
 
@@ -120,7 +135,14 @@ def torch_threads_for_worker() -> None:
 
 def report_to_client(topic: str | None, msg: dict) -> None:
     """Inside a task on a ``dask.distributed`` worker: log ``msg`` as an event on ``topic``
-    for the client (:func:`worker_progress`). Elsewhere, or without a topic: nothing."""
+    for the client (:func:`worker_progress`). Elsewhere, or without a topic: nothing.
+
+    Examples
+    --------
+    Outside a Dask worker (or with ``topic=None``) it does nothing:
+
+    >>> report_to_client(None, {"done": 3, "total": 10})
+    """
     if topic is None:
         return
     try:

@@ -31,13 +31,25 @@ _LOCK = threading.Lock()
 
 
 def cache_dir() -> Path:
-    """Directory of the on-disk cache: $PLASMONWIDGETS_CACHE or ~/.cache/plasmonwidgets."""
+    """Directory of the on-disk cache: $PLASMONWIDGETS_CACHE or ~/.cache/plasmonwidgets.
+
+    Examples
+    --------
+    >>> cache_dir().name                             # unless $PLASMONWIDGETS_CACHE is set  # doctest: +SKIP
+    'plasmonwidgets'
+    """
     env = os.environ.get("PLASMONWIDGETS_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "plasmonwidgets"
 
 
 def clear_cache(disk: bool = False) -> None:
-    """Forget in-memory simulations; with ``disk=True`` also delete the cached .npz files."""
+    """Forget in-memory simulations; with ``disk=True`` also delete the cached .npz files.
+
+    Examples
+    --------
+    >>> clear_cache()                                # in-memory simulations only
+    >>> clear_cache(disk=True)                       # also the cached .npz files  # doctest: +SKIP
+    """
     with _LOCK:
         _MEMORY.clear()
     if disk:
@@ -113,6 +125,14 @@ def nanocube_array(
         (["interior", "gap", "vacancy", "hole", "edge", "vacuum"], defined in
         :func:`plasmonwidgets.simulate.region_map`), ``simulation`` (JSON-serialisable
         parameters), ``title``.
+
+    Examples
+    --------
+    A 24 x 24 scan (2 nm pixels) with 100 channels up to 1.2 eV, counts:
+
+    >>> si = nanocube_array(size=24, cache=False)
+    >>> si.spectra.shape, si.haadf.shape
+    ((24, 24, 100), (24, 24))
     """
     if e_min is None:
         e_min = 0.05 if zlp_tail else 0.2

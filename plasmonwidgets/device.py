@@ -19,6 +19,13 @@ def select_device(preferred: str | torch.device | None = None) -> torch.device:
     is first available. An explicit device ("cpu", "cuda", "cuda:1", "mps" or a
     ``torch.device``) is checked: asking for an accelerator this machine lacks raises a
     ValueError instead of failing later inside a forward pass.
+
+    Examples
+    --------
+    >>> select_device("cpu")
+    device(type='cpu')
+    >>> select_device()                              # CUDA, else MPS, else the CPU  # doctest: +SKIP
+    device(type='cuda', index=0)
     """
     if preferred in _AUTO:
         if torch.cuda.is_available():

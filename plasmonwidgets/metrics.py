@@ -16,6 +16,15 @@ def nmse_percent(pred: Any, true: Any, axis: int | tuple[int, ...] | None = -1) 
     ``axis`` (default the last axis: one value per spectrum; use ``axis=(-2, -1)`` for
     one value per image, ``None`` for one value overall). Accumulated in float64.
     A sample whose ``true`` is all zero gives inf (or nan if ``pred`` matches it exactly).
+
+    Examples
+    --------
+    A prediction 10 % too high everywhere has an NMSE of 1 %:
+
+    >>> import numpy as np
+    >>> true = np.ones((3, 32))                      # 3 spectra, 32 channels
+    >>> nmse_percent(1.1 * true, true).round(3)
+    array([1., 1., 1.])
     """
     p = np.asarray(pred, dtype=np.float64)
     t = np.asarray(true, dtype=np.float64)

@@ -318,7 +318,21 @@ def _with_step(metadata: dict, step: dict) -> dict:
 
 
 def crop(si: SpectrumImage, e_min: float, e_max: float) -> SpectrumImage:
-    """Keep the channels with e_min <= energy <= e_max (eV)."""
+    """Keep the channels with e_min <= energy <= e_max (eV).
+
+    Examples
+    --------
+    Keep the channels between 0.8 and 1.2 eV of a 32-channel SI (0.5-2.0 eV):
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> small = crop(si, 0.8, 1.2)
+    >>> bool(small.energy.min() >= 0.8 and small.energy.max() <= 1.2), small.spectra.shape[:2]
+    (True, (12, 12))
+    """
     e_min, e_max = float(e_min), float(e_max)
     if not np.isfinite([e_min, e_max]).all() or not e_min < e_max:
         raise ValueError(f"crop needs finite e_min < e_max, got {e_min}, {e_max}")
@@ -339,6 +353,18 @@ def normalize(si: SpectrumImage, mode: str = "global", by: str = "max") -> Spect
     mode : "global" (one factor for the whole SI) or "spectrum" (one per pixel)
     by : "max" (largest value) or "sum" (area under each spectrum / mean area)
     All-zero spectra keep a factor of 1 (with a warning) rather than dividing by zero.
+
+    Examples
+    --------
+    One factor for the whole SI, the largest intensity: the spectra peak at 1.
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> float(normalize(si, "global", by="max").spectra.max())
+    1.0
     """
     if mode not in ("global", "spectrum"):
         raise ValueError(f"mode must be 'global' or 'spectrum', got {mode!r}")
@@ -370,7 +396,19 @@ def normalize(si: SpectrumImage, mode: str = "global", by: str = "max") -> Spect
 
 
 def denormalize(si: SpectrumImage) -> SpectrumImage:
-    """Undo :func:`normalize`; a no-op for an SI that was never normalised."""
+    """Undo :func:`normalize`; a no-op for an SI that was never normalised.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> back = denormalize(normalize(si, "spectrum"))
+    >>> bool(np.allclose(back.spectra, si.spectra, rtol=1e-5))
+    True
+    """
     if si.normalization is None:
         return si
     return si.replace(spectra=si.normalization.invert(si.spectra), normalization=None,
@@ -383,6 +421,20 @@ def bin_si(si: SpectrumImage, spatial: int = 1, energy: int = 1) -> SpectrumImag
     Trailing rows, columns or channels that do not fill a whole bin are dropped.
     The HAADF keeps its resolution: the oversampling factor becomes
     ``scale * spatial`` and the pixel size grows by ``spatial``.
+
+    Examples
+    --------
+    Sum 2 x 2 scan pixels and pairs of channels: (12, 12, 32) -> (6, 6, 16); the HAADF keeps
+    its 12 x 12 pixels, so the oversampling becomes 2.
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> binned = bin_si(si, spatial=2, energy=2)
+    >>> binned.spectra.shape, binned.scale
+    ((6, 6, 16), 2)
     """
     for name, v in (("spatial", spatial), ("energy", energy)):
         number = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)

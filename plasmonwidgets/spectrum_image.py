@@ -57,6 +57,15 @@ class Normalization:
     ``normalized = (raw - offset) / factor`` with ``offset`` and ``factor``
     broadcastable to the spectra: scalars for a global normalisation, (h, w, 1)
     arrays for a per-spectrum one.
+
+    Examples
+    --------
+    A global scaling: 2 counts above a 1-count offset become 1.0 with ``factor=2``.
+
+    >>> import numpy as np
+    >>> norm = Normalization("global", offset=1.0, factor=2.0)
+    >>> norm.apply(np.array([3.0, 5.0])), norm.invert(np.array([1.0, 2.0]))
+    (array([1., 2.], dtype=float32), array([3., 5.], dtype=float32))
     """
 
     def __init__(self, mode: str, offset: np.ndarray | float, factor: np.ndarray | float):
@@ -115,6 +124,18 @@ class SpectrumImage:
         Free metadata (title, source file, simulation ground truth, ...).
     normalization : Normalization, optional
         Set by :meth:`normalize`, used by :meth:`denormalize`.
+
+    Examples
+    --------
+    A 12 x 12 scan with 32 channels from 0.5 to 2.0 eV and a HAADF on the same grid:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> si.scan_shape, si.n_energy, si.scale
+    ((12, 12), 32, 1)
     """
 
     def __init__(

@@ -50,6 +50,19 @@ class TilePairs:
         Shape of the SI scan the positions refer to.
     regions : (N,) int or None
         Region label of each centre when the SI carried ``metadata["regions"]``.
+
+    Examples
+    --------
+    Usually made by :func:`make_tiles`: one pair per SI pixel of a 12 x 12 scan.
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> pairs = pw.make_tiles(si, window=4, pad="reflect")
+    >>> pairs.images.shape, pairs.spectra.shape, pairs.positions.shape
+    ((144, 4, 4), (144, 32), (144, 2))
     """
 
     def __init__(
@@ -297,6 +310,14 @@ def split_mask(
     """The (h, w) boolean SI-grid test mask of a spatial split, and the axis name it runs
     along (None for ``"blocks"``); arguments as for :meth:`TilePairs.split`, which uses it.
     ``"random"`` depends on the tile count, not on the grid, so it has no mask here.
+
+    Examples
+    --------
+    The default split tests on one half of a (12, 12) scan:
+
+    >>> mask, axis = split_mask((12, 12))
+    >>> mask.shape, int(mask.sum()), axis
+    ((12, 12), 72, 'columns')
     """
     if method not in SPLIT_METHODS or method == "random":
         raise ValueError(f"unknown grid split method {method!r}; choose one of {SPLIT_METHODS[:-1]}")
@@ -402,7 +423,21 @@ def tile_layout(si: SpectrumImage, window: int = 16, step: int = 1, pad: str | N
     """The TilePairs :func:`make_tiles` would return, without reading any spectrum: its
     ``spectra`` are (N, 0) and ``energy`` is empty. Positions, tiles, splits and
     ``split_by_mask`` work as usual, so a split can be planned on a scan that is never loaded
-    whole (``plasmonwidgets.tile_dataset``)."""
+    whole (``plasmonwidgets.tile_dataset``).
+
+    Examples
+    --------
+    Positions of the 4 x 4 HAADF tiles of a 12 x 12 scan, without reading a spectrum:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> layout = tile_layout(si, window=4, pad="reflect")
+    >>> layout.positions.shape, layout.spectra.shape
+    ((144, 2), (144, 0))
+    """
     return _make_tiles(si, window, step, pad, window_unit=window_unit, rows=rows, with_spectra=False,
                        stacklevel=3)
 

@@ -41,7 +41,15 @@ MIN_CHANNELS = 5
 
 
 class NoZLPError(ValueError):
-    """The data hold no zero-loss peak (or tail) to fit automatically."""
+    """The data hold no zero-loss peak (or tail) to fit automatically.
+
+    Examples
+    --------
+    Raised by :func:`find_zlp` when an axis holds neither a peak nor its tail:
+
+    >>> issubclass(NoZLPError, ValueError)
+    True
+    """
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,14 @@ class ZLPInfo:
     kind : "zlp" (the peak is on the axis) or "tail" (the axis starts on its tail)
     centre : eV, the peak maximum (0 for "tail": the peak lies below the axis)
     fwhm : eV, full width at half maximum (NaN for "tail")
+
+    Examples
+    --------
+    A peak at 0 eV with 0.1 eV full width at half maximum:
+
+    >>> info = ZLPInfo(kind="zlp", centre=0.0, fwhm=0.1)
+    >>> info.kind, info.fwhm
+    ('zlp', 0.1)
     """
 
     kind: str
@@ -158,7 +174,19 @@ def find_zlp(energy: np.ndarray, summed: np.ndarray) -> ZLPInfo:
 
 
 def auto_window(energy: np.ndarray, info: ZLPInfo) -> tuple[float, float]:
-    """The automatic fit window (start, end) in eV for a located ZLP (module docstring)."""
+    """The automatic fit window (start, end) in eV for a located ZLP (module docstring).
+
+    Examples
+    --------
+    The fit window (eV) for a Gaussian zero-loss peak of 0.1 eV FWHM on a -0.5..3 eV axis:
+
+    >>> import numpy as np
+    >>> energy = np.linspace(-0.5, 3.0, 351)
+    >>> info = find_zlp(energy, np.exp(-0.5 * (energy / 0.0425) ** 2) + 1e-3)
+    >>> start, end = auto_window(energy, info)
+    >>> bool(0.0 < start < end)
+    True
+    """
     e = np.asarray(energy, dtype=np.float64)
     if info.kind == "zlp":
         start, end = info.centre + 3 * info.fwhm, info.centre + 6 * info.fwhm

@@ -41,6 +41,21 @@ class BackProjection:
     preservation : dict or None
         Neighbourhood preservation of the embedding (see
         :func:`neighbourhood_preservation`), when computed.
+
+    Examples
+    --------
+    The 3 tiles of a 12 x 12 scan whose encodings lie nearest the latent origin:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> pairs = pw.make_tiles(si, window=8, pad="reflect")   # 144 tiles (8, 8), spectra (32,)
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")   # untrained
+    >>> result = back_project(model, pairs, np.zeros(2), k=3)
+    >>> result.indices.shape, result.images.shape, result.spectra.shape
+    ((3,), (3, 8, 8), (3, 32))
     """
 
     z: np.ndarray
@@ -87,6 +102,16 @@ def neighbourhood_preservation(
         ``knn_overlap`` (mean fraction of each sample's k input-space nearest
         neighbours that are also among its k latent nearest neighbours; k/n for
         a random embedding), ``n_samples``, ``n_neighbors``.
+
+    Examples
+    --------
+    Encodings that are the inputs themselves keep every neighbourhood:
+
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(50, 2))
+    >>> scores = neighbourhood_preservation(x, x, n_neighbors=5)
+    >>> round(scores["trustworthiness"], 6)
+    1.0
     """
     from sklearn.manifold import trustworthiness
 
@@ -132,6 +157,19 @@ class LatentIndex:
     z : (N, d) float64 encodings of ``pairs``
     lower, upper : (d,) observed latent range per dimension
     median : (d,) median encoding
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> pairs = pw.make_tiles(si, window=8, pad="reflect")   # 144 tiles (8, 8), spectra (32,)
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")   # untrained
+    >>> index = LatentIndex(model, pairs)            # encodes the 144 tiles once
+    >>> index.query(np.zeros((4, 2)), k=2).positions.shape   # 4 points, 2 tiles each, (row, col)
+    (4, 2, 2)
     """
 
     def __init__(self, model: Any, pairs: Any, batch_size: int = 1024):
@@ -226,6 +264,19 @@ def back_project(
     embedding preserves neighbourhoods (``result.preservation``). Pass an
     existing ``index`` (built from the same model and pairs) to skip encoding;
     widgets should keep a :class:`LatentIndex` and call ``index.query`` directly.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> pairs = pw.make_tiles(si, window=8, pad="reflect")   # 144 tiles (8, 8), spectra (32,)
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")   # untrained
+    >>> result = back_project(model, pairs, np.zeros((4, 2)), k=2)
+    >>> result.indices.shape, sorted(result.preservation)
+    ((4, 2), ['knn_overlap', 'n_neighbors', 'n_samples', 'trustworthiness'])
     """
     if index is None:
         index = LatentIndex(model, pairs)

@@ -15,6 +15,17 @@ class NMFResult(NamedTuple):
     maps : (n, h, w) float32 non-negative abundance maps (intensity units)
     spectra : (n, E) float32 non-negative endmember spectra, each scaled to a
         maximum of 1, ordered by the energy of their maximum (lowest first)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> maps, spectra = nmf(si, n_components=2)
+    >>> maps.shape, spectra.shape                    # (n, h, w) and (n, E)
+    ((2, 12, 12), (2, 32))
     """
 
     maps: np.ndarray
@@ -40,6 +51,19 @@ def nmf(
     reproducible. Each endmember is scaled to a peak of 1 (the maps carry the
     intensity) and components are sorted by the energy of that peak, so the
     same data give the same component order.
+
+    Examples
+    --------
+    Two endmembers of a 12 x 12 x 32 SI; each spectrum peaks at 1:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> result = nmf(si, n_components=2)
+    >>> result.maps.shape, result.spectra.max(axis=1).round(3).tolist()
+    ((2, 12, 12), [1.0, 1.0])
     """
     from sklearn.decomposition import NMF
 

@@ -39,6 +39,21 @@ class InverseDesign:
     min_separation : the smallest SI-pixel distance (rows or columns, whichever is
         larger) allowed between two returned structures; fewer than k are returned when
         the observed tiles cannot provide k that far apart
+
+    Examples
+    --------
+    The target is a (32,) spectrum in counts, here a measured one:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> pairs = pw.make_tiles(si, window=8, pad="reflect")   # 144 tiles (8, 8), spectra (32,)
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")   # untrained
+    >>> found = inverse_design(model, pairs.spectra[0], pairs, k=3, n_starts=2, max_iter=5)
+    >>> found.z.shape, found.decoded.shape, found.positions.shape
+    ((2,), (32,), (3, 2))
     """
 
     z: np.ndarray

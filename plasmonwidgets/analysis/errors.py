@@ -65,6 +65,20 @@ def tile_errors(
     ``model.predict`` returns. With ``min_signal`` > 0, samples whose measured
     energy Σ true² is below ``min_signal`` × the median over ``pairs`` are NaN
     (their NMSE divides by almost nothing; see :func:`low_signal_map`).
+
+    Examples
+    --------
+    One NMSE (%) per tile; an untrained model's are large:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> pairs = pw.make_tiles(si, window=8, pad="reflect")   # 144 tiles (8, 8), spectra (32,)
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")   # untrained
+    >>> tile_errors(model, pairs).shape
+    (144,)
     """
     check_model(model)
     check_pairs(pairs)
@@ -104,6 +118,18 @@ def low_signal_map(model: Any, pairs: Any, *, min_signal: float = 0.05) -> np.nd
     HAADF tile for spec2im) has energy Σ true² below ``min_signal`` × the median
     over ``pairs``; False elsewhere, including pixels without a tile. No
     prediction is run.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> pairs = pw.make_tiles(si, window=8, pad="reflect")   # 144 tiles (8, 8), spectra (32,)
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")   # untrained
+    >>> low_signal_map(model, pairs, min_signal=0.05).sum()   # every spectrum is well above 5 %
+    np.int64(0)
     """
     check_model(model)
     check_pairs(pairs)
@@ -116,6 +142,21 @@ def scan_map(values: np.ndarray, pairs: Any) -> np.ndarray:
     """(h, w) float64 map of per-tile ``values`` (N,) at ``pairs.positions``, NaN elsewhere.
 
     Also useful for cluster labels or a latent coordinate shown on the scan.
+
+    Examples
+    --------
+    Per-tile values (N,) placed on the (h, w) scan grid:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> pairs = pw.make_tiles(si, window=8, pad="reflect")   # 144 tiles (8, 8), spectra (32,)
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")   # untrained
+    >>> grid = scan_map(np.arange(len(pairs), dtype=float), pairs)
+    >>> grid.shape, grid[0, 1]
+    ((12, 12), np.float64(1.0))
     """
     values = np.asarray(values)
     if values.shape != (len(pairs.positions),):
@@ -153,6 +194,16 @@ def error_haadf_correlation(err: np.ndarray, si: Any) -> tuple[float, float]:
         the HAADF (counts) are comparable; with population standard deviations
         this equals ``2 * (1 - r)``: 0 for identical patterns, 2 for unrelated
         ones, 4 for inverted ones.
+
+    Examples
+    --------
+    An error map that follows the HAADF exactly gives r = 1:
+
+    >>> import numpy as np
+    >>> haadf = np.random.default_rng(0).uniform(50, 100, (12, 12))   # counts
+    >>> r, mse = error_haadf_correlation(2.0 * haadf + 1.0, haadf)
+    >>> round(r, 6)
+    1.0
     """
     haadf = si.haadf_on_si_grid() if hasattr(si, "haadf_on_si_grid") else si
     err = np.asarray(err, dtype=np.float64)
@@ -193,6 +244,18 @@ def error_haadf_pairs(err: np.ndarray, si: Any) -> tuple[np.ndarray, np.ndarray]
     -------
     (haadf, error) : two (n,) float64 arrays over the pixels where both are finite,
         row-major order.
+
+    Examples
+    --------
+    NaN pixels of the (h, w) error map are left out:
+
+    >>> import numpy as np
+    >>> haadf = np.random.default_rng(0).uniform(50, 100, (12, 12))
+    >>> err = np.ones((12, 12))
+    >>> err[0, :] = np.nan
+    >>> intensity, error = error_haadf_pairs(err, haadf)
+    >>> intensity.shape, error.shape
+    ((132,), (132,))
     """
     haadf = si.haadf_on_si_grid() if hasattr(si, "haadf_on_si_grid") else si
     err = np.asarray(err, dtype=np.float64)

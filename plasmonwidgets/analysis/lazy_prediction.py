@@ -126,7 +126,15 @@ def _predict_block(block: np.ndarray, payload: ModelPayload, *, scale: int, wind
 
 
 def default_chunk(n_energy: int) -> int:
-    """SI pixels per block side so one block's spectra take about ``TARGET_BLOCK_BYTES``."""
+    """SI pixels per block side so one block's spectra take about ``TARGET_BLOCK_BYTES``.
+
+    Examples
+    --------
+    The block side shrinks as spectra get longer (E = 100 vs 2000 channels):
+
+    >>> default_chunk(100) > default_chunk(2000) >= 1
+    True
+    """
     return max(16, int(math.sqrt(TARGET_BLOCK_BYTES / (4 * max(1, n_energy)))))
 
 
@@ -157,6 +165,16 @@ def lazy_spectra(model: Any, image: Any, *, scale: int, rows: tuple[int, int], c
     With ``report`` (a topic name), each block run on a ``dask.distributed`` worker logs
     ``{"done": its tiles, "of": tiles of all blocks}`` there for the client's progress bar
     (:func:`plasmonwidgets.cluster.worker_progress`).
+
+    Examples
+    --------
+    Spectra predicted from a lazy (dask) HAADF, computed block by block:
+
+    >>> spectra = lazy_spectra(model, haadf, scale=1, rows=(0, 512), cols=(0, 512), pad=None,
+    ...                        chunk=(128, 128), batch=1024, precision=None,
+    ...                        denormalize=None)  # doctest: +SKIP
+    >>> spectra.shape                                 # doctest: +SKIP
+    (512, 512, 100)
     """
     import dask
     import dask.array as da

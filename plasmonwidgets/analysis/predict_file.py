@@ -37,6 +37,12 @@ def read_haadf(path: str | os.PathLike, *, signal: int | str | None = None,
     ------
     DataFileError
         An unreadable or hostile file, or one without a single 2-D image to choose.
+
+    Examples
+    --------
+    >>> haadf = read_haadf("velox_scan.emd")         # doctest: +SKIP
+    >>> haadf.data.shape                             # a dask array, read on .compute()  # doctest: +SKIP
+    (1024, 1024)
     """
     from ..io import DataFileError, check_data_file
     from ..io.backend import hs_load

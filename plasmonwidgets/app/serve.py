@@ -66,7 +66,13 @@ def _handle_stream_nodelay(self, stream, address):
 
 
 class KernelCapReached(RuntimeError):
-    """A page view would start a kernel beyond ``DashboardKernelManager.max_kernels``."""
+    """A page view would start a kernel beyond ``DashboardKernelManager.max_kernels``.
+
+    Examples
+    --------
+    >>> issubclass(KernelCapReached, RuntimeError)
+    True
+    """
 
 
 class DashboardKernelManager(AsyncMappingKernelManager):
@@ -76,6 +82,14 @@ class DashboardKernelManager(AsyncMappingKernelManager):
     ``--DashboardKernelManager.orphan_timeout=S`` (seconds; 0: off). Orphans are looked
     for by Jupyter's culling loop, so ``--MappingKernelManager.cull_idle_timeout`` must be
     > 0 and ``cull_interval`` sets how often (``plasmonwidgets demo`` sets both).
+
+    Examples
+    --------
+    Selected on the Voila command line (see :func:`main`), e.g. at most 8 live kernels:
+
+    >>> import subprocess
+    >>> subprocess.run(["python", "-m", "plasmonwidgets.app.serve", "dashboard.ipynb",
+    ...                 "--DashboardKernelManager.max_kernels=8"])  # doctest: +SKIP
     """
 
     max_kernels = Integer(0, min=0, config=True, help="Most kernels alive at once; 0: no cap.")
@@ -149,7 +163,13 @@ class DashboardKernelManager(AsyncMappingKernelManager):
 
 
 def capacity_page(max_kernels: int) -> str:
-    """The HTML shown instead of the dashboard when ``max_kernels`` kernels are running."""
+    """The HTML shown instead of the dashboard when ``max_kernels`` kernels are running.
+
+    Examples
+    --------
+    >>> "8 dashboard sessions are open" in capacity_page(8)
+    True
+    """
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Dashboard busy</title></head>"
         "<body style='font-family:sans-serif;max-width:40em;margin:3em auto'>"
@@ -166,6 +186,12 @@ def prelaunch(handler: Any, notebook: Any = None, cwd: Any = None) -> None:
     Voila's page sends a shutdown beacon when its tab closes; the server refuses it
     without the ``_xsrf`` cookie, which plain Voila never sets. Reading
     ``handler.xsrf_token`` sets it on this response.
+
+    Examples
+    --------
+    Voila calls it before starting a kernel for a page view (see :func:`main`):
+
+    >>> prelaunch(handler)                           # inside Voila's request handler  # doctest: +SKIP
     """
     manager = handler.kernel_manager
     if getattr(manager, "at_capacity", False):
@@ -197,6 +223,13 @@ def offline_config(config: Any) -> Any:
     """Set the template and front-end extensions that keep the page off the internet.
 
     Returns ``config`` (a traitlets ``Config``); command-line options still override it.
+
+    Examples
+    --------
+    >>> from traitlets.config import Config
+    >>> config = offline_config(Config())
+    >>> config.VoilaConfiguration.template == TEMPLATE
+    True
     """
     config.VoilaConfiguration.template = TEMPLATE
     config.VoilaConfiguration.extension_allowlist = list(FRONTEND_EXTENSIONS)
@@ -204,6 +237,16 @@ def offline_config(config: Any) -> Any:
 
 
 def main() -> None:
+    """Run Voila with the offline template, the kernel cap and the prelaunch hook.
+
+    Examples
+    --------
+    Command-line arguments are Voila's (``sys.argv``); this is what ``plasmonwidgets demo`` runs:
+
+    >>> import sys
+    >>> sys.argv = ["serve", "dashboard.ipynb", "--port=8866", "--no-browser"]  # doctest: +SKIP
+    >>> main()                                       # serves until interrupted  # doctest: +SKIP
+    """
     from traitlets.config import Config
     from voila.app import Voila
 

@@ -38,7 +38,13 @@ CHROMIUM_ARGS = (
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that is free right now."""
+    """A TCP port on ``host`` that is free right now.
+
+    Examples
+    --------
+    >>> 0 < free_port() < 65536
+    True
+    """
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -55,6 +61,14 @@ class VoilaProcess:
 
     ``cmd`` is the full command line (it must make the server listen on ``port``); output
     goes to ``log_path``. :meth:`stop` ends the server and every kernel it started.
+
+    Examples
+    --------
+    >>> import pathlib, sys
+    >>> port = free_port()
+    >>> server = VoilaProcess([sys.executable, "-m", "voila", "dashboard.ipynb", f"--port={port}",
+    ...                        "--no-browser"], port, pathlib.Path("voila.log"))  # doctest: +SKIP
+    >>> server.stop()                                # doctest: +SKIP
     """
 
     def __init__(self, cmd: list[str], port: int, log_path: Path, *, cwd: str | Path | None = None,

@@ -21,7 +21,14 @@ _HS: tuple[Any, Any] | None = None
 
 
 def hyperspy_modules():
-    """(hyperspy.api, exspy), imported on first use; exspy registers EELSSpectrum."""
+    """(hyperspy.api, exspy), imported on first use; exspy registers EELSSpectrum.
+
+    Examples
+    --------
+    >>> hs, exspy = hyperspy_modules()
+    >>> hs.__name__
+    'hyperspy.api'
+    """
     global _HS
     if _HS is None:
         with warnings.catch_warnings():
@@ -41,7 +48,13 @@ class _DropErrors(logging.Filter):
 @contextlib.contextmanager
 def quiet_reader():
     """Silence HyperSpy's 'please report this to RosettaSciIO' log line on a failed read:
-    our DataFileError already says what went wrong, and a damaged file is no reader bug."""
+    our DataFileError already says what went wrong, and a damaged file is no reader bug.
+
+    Examples
+    --------
+    >>> with quiet_reader():
+    ...     pass                                     # hs.load(...) here logs no reader noise
+    """
     logger = logging.getLogger("hyperspy.io")
     flt = _DropErrors()
     logger.addFilter(flt)
@@ -56,7 +69,14 @@ def quiet_reader():
 
 
 def hs_load(path: Path, lazy: bool, role: str) -> list:
-    """All signals in a file, as a list; reader failures become DataFileError."""
+    """All signals in a file, as a list; reader failures become DataFileError.
+
+    Examples
+    --------
+    >>> signals = hs_load(Path("scan.emd"), lazy=True, role="")  # doctest: +SKIP
+    >>> [type(s).__name__ for s in signals]          # doctest: +SKIP
+    ['LazyEELSSpectrum', 'LazySignal2D']
+    """
     hs, _ = hyperspy_modules()
     fmt = FORMATS[path.suffix.lower()]
     try:
@@ -80,6 +100,13 @@ def hs_load(path: Path, lazy: bool, role: str) -> list:
 
 
 def exc_name(exc: BaseException) -> str:
+    """The exception's class name, with its module unless it is a builtin.
+
+    Examples
+    --------
+    >>> exc_name(ValueError("x")), exc_name(__import__("json").JSONDecodeError("x", "", 0))
+    ('ValueError', 'json.decoder.JSONDecodeError')
+    """
     cls = type(exc)
     return cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__name__}"
 

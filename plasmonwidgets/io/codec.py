@@ -22,6 +22,18 @@ _TAGS = ("__ndarray__", "__tuple__", "__dict__", "__path__")
 
 
 class Packer:
+    """Encode metadata as JSON-able objects, collecting its numpy arrays in ``arrays``.
+
+    Examples
+    --------
+    With ``raw_bytes=True`` (HDF5/zarr) 0-d and non-numeric arrays are kept as raw bytes.
+
+    >>> import numpy as np
+    >>> packer = Packer(raw_bytes=False)
+    >>> encoded = packer.encode({"dose": np.float32(2.5), "roi": (1, 2)}, "metadata")
+    >>> decode(encoded, packer.arrays)
+    {'dose': np.float32(2.5), 'roi': (1, 2)}
+    """
     def __init__(self, raw_bytes: bool):
         # HDF5/zarr cannot hold 0-d or string/datetime/structured arrays as HyperSpy
         # metadata, so for .hspy/.zspy those travel as raw bytes plus dtype and shape.
@@ -75,6 +87,17 @@ def _as_tuples(descr: Any) -> Any:
 
 
 def decode(obj: Any, arrays: dict[str, Any]) -> Any:
+    """Undo :meth:`Packer.encode`: rebuild arrays, tuples, paths and non-string keys.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> packer = Packer(raw_bytes=True)
+    >>> encoded = packer.encode({"energy": np.arange(3.0), 1: "one"}, "metadata")
+    >>> decoded = decode(encoded, packer.arrays)
+    >>> decoded["energy"], decoded[1]
+    (array([0., 1., 2.]), 'one')
+    """
     if isinstance(obj, list):
         return [decode(v, arrays) for v in obj]
     if not isinstance(obj, dict):
@@ -101,7 +124,14 @@ def _freeze(key: Any) -> Any:
 
 
 def plain(obj: Any) -> Any:
-    """Metadata read from a foreign file, reduced to types the codec can save."""
+    """Metadata read from a foreign file, reduced to types the codec can save.
+
+    Examples
+    --------
+    >>> import pathlib
+    >>> plain({"path": pathlib.Path("a.dm4"), 3: (1, 2)})
+    {'path': 'a.dm4', '3': [1, 2]}
+    """
     if isinstance(obj, dict):
         return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -114,7 +144,20 @@ def plain(obj: Any) -> Any:
 
 
 def encode_header(si: SpectrumImage, packer: Packer, with_metadata: bool = True) -> str:
-    """JSON header with everything except the spectra and HAADF arrays."""
+    """JSON header with everything except the spectra and HAADF arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> import json
+    >>> head = json.loads(encode_header(si, Packer(raw_bytes=False)))
+    >>> head["scan_shape"], head["n_energy"]
+    ([12, 12], 32)
+    """
     norm = si.normalization
     head = {
         "format": "plasmonwidgets",
@@ -136,4 +179,12 @@ def encode_header(si: SpectrumImage, packer: Packer, with_metadata: bool = True)
 
 
 def crc(array: np.ndarray) -> int:
+    """CRC-32 of an array's bytes (C order), to check data read back from a file.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> crc(np.zeros(4, np.float32)) == crc(np.zeros(4, np.float32))
+    True
+    """
     return zlib.crc32(np.ascontiguousarray(array).data)

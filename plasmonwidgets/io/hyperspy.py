@@ -56,11 +56,35 @@ def to_hyperspy(si: SpectrumImage):
     Both hold copies: editing them in HyperSpy does not change ``si``. Metadata entries
     that cannot be stored (arbitrary Python objects) are left out of the group with a
     warning; :func:`save` refuses them instead.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> eels, haadf = to_hyperspy(si)
+    >>> eels.data.shape, haadf.data.shape
+    ((12, 12, 32), (12, 12))
     """
     return to_signals(si, copy=True, strict=False)
 
 
 def to_signals(si: SpectrumImage, copy: bool, strict: bool):
+    """:func:`to_hyperspy` with a choice: ``copy`` the arrays; ``strict`` for saving.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> eels, haadf = to_signals(si, copy=False, strict=False)
+    >>> type(eels).__name__
+    'EELSSpectrum'
+    """
     hs, exspy = hyperspy_modules()
     h, w = si.scan_shape
     # uncalibrated scans keep HyperSpy's own "no unit" rather than a made-up "px"
@@ -140,6 +164,19 @@ def from_hyperspy(eels, haadf=None) -> SpectrumImage:
     else the summed intensity over energy stands in (with a warning). A signal written
     by :func:`to_hyperspy` comes back exactly (arrays, energy, calibration, metadata)
     as long as its scan and energy axis were not changed in HyperSpy since.
+
+    Examples
+    --------
+    A round trip through HyperSpy signals gives the same arrays back:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> back = from_hyperspy(*to_hyperspy(si))
+    >>> bool(np.array_equal(back.spectra, si.spectra)), back.scan_shape
+    (True, (12, 12))
     """
     hs, _ = hyperspy_modules()
     if not isinstance(eels, hs.signals.BaseSignal):
@@ -184,7 +221,19 @@ def build_si(eels, haadf, *, where: str, err: type[Exception], source: dict | No
     """The SpectrumImage for an SI signal and an optional HAADF (Signal2D, array or None).
 
     ``defer_stand_in``: the (lazy) SI is larger than the memory budget, so summing it for
-    a stand-in image would stream the whole file: a blank image is used instead."""
+    a stand-in image would stream the whole file: a blank image is used instead.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> eels, haadf = to_hyperspy(si)
+    >>> build_si(eels, haadf, where="demo", err=ValueError).scan_shape
+    (12, 12)
+    """
     hs, _ = hyperspy_modules()
     group = _stored_group(eels, where)
     data = eels.data

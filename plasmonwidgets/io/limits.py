@@ -69,7 +69,13 @@ _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 10**3, "kib": 2**10, "m": 2**20, "mb"
 
 
 def parse_bytes(text: str) -> int:
-    """'2GiB', '500 MB', '1e9' -> bytes (int). Raises ValueError on anything else."""
+    """'2GiB', '500 MB', '1e9' -> bytes (int). Raises ValueError on anything else.
+
+    Examples
+    --------
+    >>> parse_bytes("2GiB"), parse_bytes("500 MB"), parse_bytes("1e9")
+    (2147483648, 500000000, 1000000000)
+    """
     m = re.fullmatch(r"\s*([0-9.eE+]+)\s*([A-Za-z]*)\s*", str(text))
     if not m or m.group(2).lower() not in _UNITS:
         raise ValueError(f"cannot read {text!r} as a size in bytes; use e.g. 2000000000, "
@@ -118,6 +124,11 @@ def default_memory_budget() -> int:
     ``PLASMONWIDGETS_MEMORY_BUDGET`` (bytes, or e.g. ``"2GiB"``) when set, else a quarter of
     the memory available to this process (system, container and address-space limits);
     2 GiB when that cannot be found out.
+
+    Examples
+    --------
+    >>> default_memory_budget() > 0
+    True
     """
     env = os.environ.get(BUDGET_ENV)
     if env:
@@ -130,6 +141,13 @@ def default_memory_budget() -> int:
 
 
 def fmt_bytes(n: float) -> str:
+    """A byte count for people: "512 B", "1.5 KiB", "2.0 GiB".
+
+    Examples
+    --------
+    >>> fmt_bytes(512), fmt_bytes(1536), fmt_bytes(2 * 2**30)
+    ('512 B', '1.5 KiB', '2.0 GiB')
+    """
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if abs(n) < 1024 or unit == "PiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -166,6 +184,20 @@ def check_data_file(path: str | os.PathLike, *, display_name: str | None = None,
         External storage or links, virtual datasets, dangling soft links, symlinks or
         special files in a store, inconsistent or over-budget .npz members, truncated
         or unreadable headers.
+
+    Examples
+    --------
+    Returns the declared size in bytes of a file within the budget:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> import pathlib, tempfile
+    >>> path = si.save(pathlib.Path(tempfile.mkdtemp()) / "scan.npz")
+    >>> check_data_file(path) > 12 * 12 * 32 * 4     # the float32 spectra, at least
+    True
     """
     budget = default_memory_budget() if memory_budget is None else int(memory_budget)
     found = inspect_data_file(path, display_name=display_name, role=role)
@@ -181,7 +213,20 @@ def check_data_file(path: str | os.PathLike, *, display_name: str | None = None,
 
 def inspect_data_file(path: str | os.PathLike, *, display_name: str | None = None,
                       role: str = "") -> Inspection:
-    """Declared sizes of a data file (see :class:`Inspection`); refuses hostile files."""
+    """Declared sizes of a data file (see :class:`Inspection`); refuses hostile files.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> import pathlib, tempfile
+    >>> path = si.save(pathlib.Path(tempfile.mkdtemp()) / "scan.npz")
+    >>> inspect_data_file(path).total >= 12 * 12 * 32 * 4
+    True
+    """
     try:
         return _inspect(Path(path), _named(path, display_name, role))
     except DataFileError as exc:  # messages may start with the (lower-case) role

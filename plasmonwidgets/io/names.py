@@ -36,7 +36,15 @@ _READER_MODULES = ("h5py", "zarr", "numcodecs", "blosc", "rsciio", "hdf5plugin")
 def caller_stacklevel() -> int:
     """``stacklevel`` for a :func:`warnings.warn` call made by the function calling this
     one, pointing at the first frame outside plasmonwidgets (the user's line); frames of
-    ``contextlib`` (a ``with`` block's exit) are skipped too."""
+    ``contextlib`` (a ``with`` block's exit) are skipped too.
+
+    Examples
+    --------
+    Used inside the package, as ``warnings.warn(text, stacklevel=caller_stacklevel())``:
+
+    >>> caller_stacklevel() >= 1
+    True
+    """
     frame, level = sys._getframe(1), 1
     while frame is not None and _internal(frame.f_code.co_filename):
         frame, level = frame.f_back, level + 1
@@ -44,7 +52,17 @@ def caller_stacklevel() -> int:
 
 
 def warn_user(message: str) -> None:
-    """UserWarning attributed to the first caller outside plasmonwidgets (the user's line)."""
+    """UserWarning attributed to the first caller outside plasmonwidgets (the user's line).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_user("the energy axis has no units; assuming eV.")
+    >>> caught[0].category.__name__
+    'UserWarning'
+    """
     warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
 
 
@@ -80,7 +98,21 @@ def messages_as(names: dict[Path, str] | None) -> Iterator[None]:
     """Within the block, re-issue warnings at the caller's line and, for the paths in
     ``names`` (server path -> display name), show the display name in every warning and
     :class:`DataFileError` instead of the path (the original error is not chained, so
-    tracebacks shown to a user hold no path either)."""
+    tracebacks shown to a user hold no path either).
+
+    Examples
+    --------
+    A server path in a warning is shown as the name the user uploaded:
+
+    >>> import pathlib, warnings
+    >>> server = pathlib.Path("/srv/uploads/u123.dm4")
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     with messages_as({server: "scan.dm4"}):
+    ...         warn_user(f"{server}: the energy axis has no units; assuming eV.")
+    >>> "scan.dm4" in str(caught[0].message), "/srv" in str(caught[0].message)
+    (True, False)
+    """
     scrub = _Scrubber(names) if names else (lambda text: text)
     caught: list = []
     try:
@@ -117,6 +149,12 @@ def lazy_read_errors(display_name: str) -> Iterator[None]:
 
     Wrap ``.compute()`` (or anything that reads a lazy SpectrumImage's spectra) with it;
     ``display_name`` is ``si.metadata["source"]["name"]``.
+
+    Examples
+    --------
+    >>> si = pw.load("big.zspy", lazy=True)          # doctest: +SKIP
+    >>> with lazy_read_errors("big.zspy"):           # doctest: +SKIP
+    ...     si = si.compute()
     """
     try:
         yield

@@ -15,7 +15,21 @@ from .errors import DataFileError
 
 
 def read_npz(p: Path) -> SpectrumImage:
-    """The SpectrumImage in a .npz written by :func:`write_npz`; anything else is a DataFileError."""
+    """The SpectrumImage in a .npz written by :func:`write_npz`; anything else is a DataFileError.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "scan.npz"
+    >>> write_npz(si, path)
+    >>> read_npz(path).spectra.shape
+    (12, 12, 32)
+    """
     if not zipfile.is_zipfile(p):
         raise DataFileError(
             f"Cannot read {str(p)!r}: it is not a NumPy .npz archive (no zip directory found; "
@@ -58,7 +72,23 @@ def read_npz(p: Path) -> SpectrumImage:
 
 
 def write_npz(si: SpectrumImage, tmp: Path) -> None:
-    """Write ``si`` to ``tmp`` as spectra, HAADF, a JSON header and its arrays (no pickles)."""
+    """Write ``si`` to ``tmp`` as spectra, HAADF, a JSON header and its arrays (no pickles).
+
+    Examples
+    --------
+    Called by :func:`plasmonwidgets.io.save` with a temporary path it then moves into place:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "scan.npz"
+    >>> write_npz(si, path)
+    >>> path.stat().st_size > 0
+    True
+    """
     packer = Packer(raw_bytes=False)
     header = encode_header(si, packer)
     arrays = {f"aux_{k}": v for k, v in packer.arrays.items()}

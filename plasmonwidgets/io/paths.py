@@ -23,12 +23,30 @@ SAVE_FORMATS = (".hspy", ".zspy", ".npz")
 
 
 def cap(text: str) -> str:
+    """``text`` with its first letter in upper case (the start of a message).
+
+    Examples
+    --------
+    >>> cap("spectrum image file 'a.dm4'")
+    "Spectrum image file 'a.dm4'"
+    """
     return text[:1].upper() + text[1:]
 
 
 def check_path(path: Any, role: str, hints: bool = True) -> Path:
     """The path as a Path, after checking it names a readable, non-empty data file.
-    ``hints``: suggest similar names in the folder (off for uploads: other users' files)."""
+    ``hints``: suggest similar names in the folder (off for uploads: other users' files).
+
+    Examples
+    --------
+    A missing file is refused with a message saying what to do:
+
+    >>> try:
+    ...     check_path("no_such_scan.dm4", role="")
+    ... except Exception as exc:
+    ...     print(type(exc).__name__)
+    DataFileError
+    """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{role} path must be a str or pathlib.Path, got {type(path).__name__}")
     p = Path(path).expanduser()

@@ -81,6 +81,22 @@ def load(path: str | os.PathLike, haadf: Any = None, lazy: bool = False,
         The file is missing, empty, truncated, of an unknown type, hostile, too large,
         holds no EELS SI, or its HAADF does not match the SI; the message names the file
         and what to do.
+
+    Examples
+    --------
+    A spectrum image saved by :func:`plasmonwidgets.io.save` comes back exactly:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> import pathlib, tempfile
+    >>> path = si.save(pathlib.Path(tempfile.mkdtemp()) / "scan.hspy")
+    >>> back = load(path)
+    >>> back.spectra.shape, bool(np.array_equal(back.energy, si.energy))
+    ((12, 12, 32), True)
+    >>> si = load("velox_scan.emd", signal="EELS")   # doctest: +SKIP
     """
     if display_name is not None and not isinstance(display_name, str):
         raise TypeError(f"display_name must be a str, got {type(display_name).__name__}")

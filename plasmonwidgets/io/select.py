@@ -17,11 +17,37 @@ from .errors import DataFileError
 
 
 def is_si(sig) -> bool:
+    """Whether ``sig`` has two navigation axes and one signal axis (h, w | E).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> eels, haadf = si.to_hyperspy()
+    >>> is_si(eels), is_si(haadf)
+    (True, False)
+    """
     am = sig.axes_manager
     return am.navigation_dimension == 2 and am.signal_dimension == 1
 
 
 def is_image(sig) -> bool:
+    """Whether ``sig`` is a single 2-D image (| H, W).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> eels, haadf = si.to_hyperspy()
+    >>> is_image(eels), is_image(haadf)
+    (False, True)
+    """
     am = sig.axes_manager
     return am.navigation_dimension == 0 and am.signal_dimension == 2
 
@@ -40,10 +66,32 @@ def _is_eels_si(sig) -> bool:
 
 
 def title_of(sig) -> str:
+    """The signal's title (``metadata.General.title``), "" when it has none.
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> import numpy as np
+    >>> sig = hs.signals.Signal2D(np.zeros((4, 4)))
+    >>> sig.metadata.General.title = "HAADF"
+    >>> title_of(sig)
+    'HAADF'
+    """
     return str(sig.metadata.get_item("General.title", "") or "")
 
 
 def describe(i: int, sig) -> str:
+    """One line naming signal ``i`` of a file: index, type, title, shape (and energy range).
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> import numpy as np
+    >>> sig = hs.signals.Signal2D(np.zeros((4, 4)))
+    >>> sig.metadata.General.title = "HAADF"
+    >>> describe(1, sig)
+    "#1 Signal2D 'HAADF' (4, 4)"
+    """
     shape = tuple(sig.data.shape)
     text = f"#{i} {type(sig).__name__.replace('Lazy', '')} {title_of(sig)!r} {shape}"
     if is_si(sig):
@@ -73,7 +121,18 @@ def _select(signals: list, choice: int | str, what: str, path: Path) -> list[int
 
 
 def pick_si(signals: list, path: Path, choice) -> tuple[int, list[str]]:
-    """Index of the EELS SI to use and descriptions of the alternatives."""
+    """Index of the EELS SI to use and descriptions of the alternatives.
+
+    Examples
+    --------
+    >>> import pathlib
+    >>> import hyperspy.api as hs
+    >>> import numpy as np
+    >>> eels = hs.signals.Signal1D(np.zeros((4, 4, 8)))
+    >>> eels.axes_manager.signal_axes[0].units = "eV"
+    >>> pick_si([hs.signals.Signal2D(np.zeros((4, 4))), eels], pathlib.Path("scan.emd"), None)[0]
+    1
+    """
     if choice is not None:
         pool = _select(signals, choice, "signal", path)
         for i in pool:
@@ -99,6 +158,16 @@ def pick_si(signals: list, path: Path, choice) -> tuple[int, list[str]]:
 
 
 def listing(signals: list, indices: list[int]) -> str:
+    """:func:`describe` of the signals at ``indices``, joined by "; ".
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs
+    >>> import numpy as np
+    >>> signals = [hs.signals.Signal2D(np.zeros((4, 4))), hs.signals.Signal2D(np.zeros((8, 8)))]
+    >>> listing(signals, [0, 1])
+    "#0 Signal2D '' (4, 4); #1 Signal2D '' (8, 8)"
+    """
     return "; ".join(describe(i, signals[i]) for i in indices)
 
 
@@ -108,7 +177,13 @@ def _eels_listing(signals: list) -> str:
 
 
 def detector_rank(title: str) -> int | None:
-    """0 HAADF, 1 ADF, 2 DF (dark-field detectors); None for anything else."""
+    """0 HAADF, 1 ADF, 2 DF (dark-field detectors); None for anything else.
+
+    Examples
+    --------
+    >>> detector_rank("HAADF"), detector_rank("ADF 2"), detector_rank("DF4"), detector_rank("BF")
+    (0, 1, 2, None)
+    """
     t = title.upper()
     if "HAADF" in t:
         return 0
@@ -124,7 +199,23 @@ def pick_image(signals: list, path: Path, choice, eels, si_where: str,
                exclude: int | None) -> tuple[int | None, list[int]]:
     """Index of the HAADF-like image on the SI's scan grid (None if there is none), and
     the other candidates: further detector images or, when none is named like a detector,
-    every image on the grid."""
+    every image on the grid.
+
+    Examples
+    --------
+    The image titled HAADF wins over a bright-field one on the same 12 x 12 grid:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> eels, haadf = si.to_hyperspy()
+    >>> bf = haadf.deepcopy()
+    >>> bf.metadata.General.title, haadf.metadata.General.title = "BF", "HAADF"
+    >>> pick_image([eels, bf, haadf], None, None, eels, "demo", exclude=0)[0]
+    2
+    """
     si_shape = tuple(eels.data.shape[:2])
     si_fov = field_of_view(nav_axes(eels))
     if choice is not None:

@@ -33,6 +33,18 @@ def save(si: SpectrumImage, path: str | os.PathLike, overwrite: bool = True) -> 
     Returns the path written. Raises FileExistsError when the file exists and
     ``overwrite`` is False, DataFileError for an unsupported extension or missing folder,
     TypeError when ``si.metadata`` holds something that cannot be stored.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> import pathlib, tempfile
+    >>> path = save(si, pathlib.Path(tempfile.mkdtemp()) / "scan.hspy")
+    >>> path.suffix
+    '.hspy'
     """
     if not isinstance(si, SpectrumImage):
         raise TypeError(f"save expects a SpectrumImage, got {type(si).__name__}")
@@ -65,6 +77,23 @@ def save(si: SpectrumImage, path: str | os.PathLike, overwrite: bool = True) -> 
 
 
 def write_hyperspy(si: SpectrumImage, tmp: Path) -> None:
+    """Write ``si`` to ``tmp`` as one HyperSpy EELS signal with checksums (.hspy/.zspy).
+
+    Examples
+    --------
+    Called by :func:`save`, which picks the temporary name and moves the file into place:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> import pathlib, tempfile
+    >>> tmp = pathlib.Path(tempfile.mkdtemp()) / "scan.hspy"
+    >>> write_hyperspy(si, tmp)
+    >>> tmp.exists()
+    True
+    """
     eels, _ = to_signals(si, copy=False, strict=True)
     sums = {"spectra": None if si.is_lazy else crc(si.spectra),
             "haadf": None if _is_lazy(si.haadf) else crc(si.haadf)}

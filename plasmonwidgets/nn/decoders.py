@@ -25,7 +25,15 @@ __all__ = ["ImageDecoder", "SpectrumDecoder"]
 
 
 class SpectrumDecoder(nn.Module):
-    """(N, d) -> (N, E): dense to (filters, E), 1-D dilated pyramid, conv to 1, 1x1 conv."""
+    """(N, d) -> (N, E): dense to (filters, E), 1-D dilated pyramid, conv to 1, 1x1 conv.
+
+    Examples
+    --------
+    >>> import torch
+    >>> decoder = SpectrumDecoder(n_energy=32, latent_dim=2, n_filters=8, dilations=(1, 2))
+    >>> decoder(torch.zeros(4, 2)).shape             # 4 latent points -> 4 spectra
+    torch.Size([4, 32])
+    """
 
     def __init__(self, n_energy: int, latent_dim: int, n_filters: int, dilations: tuple[int, ...]):
         super().__init__()
@@ -47,7 +55,15 @@ class SpectrumDecoder(nn.Module):
 
 class ImageDecoder(nn.Module):
     """(N, d) -> (N, w, w): dense to (filters, w/4, w/4), [conv, x2 upsample] twice,
-    2-D dilated pyramid, conv to 1 channel, 1x1 conv."""
+    2-D dilated pyramid, conv to 1 channel, 1x1 conv.
+
+    Examples
+    --------
+    >>> import torch
+    >>> decoder = ImageDecoder(window=16, latent_dim=2, n_filters=8, dilations=(1, 2))
+    >>> decoder(torch.zeros(4, 2)).shape             # 4 latent points -> 4 tiles 16 x 16
+    torch.Size([4, 16, 16])
+    """
 
     def __init__(self, window: int, latent_dim: int, n_filters: int, dilations: tuple[int, ...]):
         super().__init__()

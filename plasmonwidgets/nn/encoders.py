@@ -22,7 +22,15 @@ __all__ = ["ImageEncoder", "SpectrumEncoder"]
 
 
 class ImageEncoder(nn.Module):
-    """(N, w, w) -> (N, d): 2-D conv block, flatten, dense."""
+    """(N, w, w) -> (N, d): 2-D conv block, flatten, dense.
+
+    Examples
+    --------
+    >>> import torch
+    >>> encoder = ImageEncoder(window=16, latent_dim=2, n_layers=2, n_filters=8)
+    >>> encoder(torch.zeros(4, 16, 16)).shape        # 4 HAADF tiles -> 4 latent points
+    torch.Size([4, 2])
+    """
 
     def __init__(self, window: int, latent_dim: int, n_layers: int, n_filters: int):
         super().__init__()
@@ -34,7 +42,15 @@ class ImageEncoder(nn.Module):
 
 
 class SpectrumEncoder(nn.Module):
-    """(N, E) -> (N, d): average-pool by ``pool``, 1-D conv block, flatten, dense."""
+    """(N, E) -> (N, d): average-pool by ``pool``, 1-D conv block, flatten, dense.
+
+    Examples
+    --------
+    >>> import torch
+    >>> encoder = SpectrumEncoder(n_energy=32, latent_dim=2, n_layers=2, n_filters=8, pool=2)
+    >>> encoder(torch.zeros(4, 32)).shape            # 4 spectra -> 4 latent points
+    torch.Size([4, 2])
+    """
 
     def __init__(self, n_energy: int, latent_dim: int, n_layers: int, n_filters: int, pool: int):
         super().__init__()

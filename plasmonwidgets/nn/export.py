@@ -92,6 +92,7 @@ def decoder_program(model: Any) -> tuple[list[dict[str, Any]], np.ndarray]:
 
     Examples
     --------
+    >>> import plasmonwidgets as pw
     >>> ops, weights = decoder_program(pw.Im2Spec(window=16, n_energy=100, latent_dim=2))
     >>> ops[0]["op"], weights.dtype
     ('linear', dtype('float32'))

@@ -14,7 +14,13 @@ __all__ = ["dihedral_about_probe", "probe_block_start", "rotation_average"]
 
 
 def probe_block_start(window: int) -> int:
-    """First row/col of the largest square block centred on pixel window//2: 1 if even, else 0."""
+    """First row/col of the largest square block centred on pixel window//2: 1 if even, else 0.
+
+    Examples
+    --------
+    >>> probe_block_start(16), probe_block_start(15)
+    (1, 0)
+    """
     return 2 * (window // 2) - (window - 1)
 
 
@@ -27,7 +33,20 @@ def _with_block(tiles: torch.Tensor, block: torch.Tensor, lo: int) -> torch.Tens
 
 
 def dihedral_about_probe(tiles: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
-    """Tiles (..., w, w) mirrored (if ``flip``) then rotated by k·90° about the probe pixel."""
+    """Tiles (..., w, w) mirrored (if ``flip``) then rotated by k·90° about the probe pixel.
+
+    Examples
+    --------
+    A quarter turn maps the 4 rotations onto each other; four of them give the tile back:
+
+    >>> import torch
+    >>> tiles = torch.arange(16.0).reshape(1, 4, 4)
+    >>> turned = tiles
+    >>> for _ in range(4):
+    ...     turned = dihedral_about_probe(turned, 1, False)
+    >>> bool(torch.equal(turned, tiles))
+    True
+    """
     lo = probe_block_start(tiles.shape[-1])
     block = tiles[..., lo:, lo:]
     if flip:
@@ -36,7 +55,17 @@ def dihedral_about_probe(tiles: torch.Tensor, k: int, flip: bool) -> torch.Tenso
 
 
 def rotation_average(tiles: torch.Tensor) -> torch.Tensor:
-    """Tiles (..., w, w) averaged over the 4 rotations about the probe pixel."""
+    """Tiles (..., w, w) averaged over the 4 rotations about the probe pixel.
+
+    Examples
+    --------
+    The average is unchanged by a further quarter turn about the probe pixel:
+
+    >>> import torch
+    >>> avg = rotation_average(torch.rand(2, 5, 5))
+    >>> bool(torch.allclose(dihedral_about_probe(avg, 1, False), avg))
+    True
+    """
     lo = probe_block_start(tiles.shape[-1])
     block = tiles[..., lo:, lo:]
     mean = sum(block.rot90(k, (-2, -1)) for k in range(4)) / 4

@@ -55,25 +55,49 @@ _ENERGY_RTOL = 1e-3  # relative to the energy span: axes equal to ~1/1000 of the
 
 
 def architecture(direction: str, latent_dim: int, n_energy: int, window: int = WINDOW) -> dict:
-    """Constructor keywords of the default model for ``direction`` and ``latent_dim``."""
+    """Constructor keywords of the default model for ``direction`` and ``latent_dim``.
+
+    Examples
+    --------
+    >>> architecture("im2spec", 2, n_energy=100)
+    {'window': 16, 'n_energy': 100, 'latent_dim': 2, 'n_filters_enc': 16, 'n_filters_dec': 16}
+    """
     _check_key(direction, latent_dim, any_latent=True)
     return dict(window=window, n_energy=int(n_energy), latent_dim=int(latent_dim), **ARCH)
 
 
 def path(direction: str, latent_dim: int) -> Path:
-    """Location of the packaged checkpoint (it may not exist; see :func:`available`)."""
+    """Location of the packaged checkpoint (it may not exist; see :func:`available`).
+
+    Examples
+    --------
+    >>> path("spec2im", 10).suffix
+    '.pt'
+    """
     _check_key(direction, latent_dim)
     return HERE / f"{direction}_{int(latent_dim)}.pt"
 
 
 def available() -> list[tuple[str, int]]:
-    """(direction, latent_dim) of every packaged checkpoint present."""
+    """(direction, latent_dim) of every packaged checkpoint present.
+
+    Examples
+    --------
+    >>> ("im2spec", 10) in available()               # when the checkpoints are packaged  # doctest: +SKIP
+    True
+    """
     return [(d, k) for d in DIRECTIONS for k in LATENT_DIMS if path(d, k).is_file()]
 
 
 def info(direction: str, latent_dim: int) -> dict[str, Any]:
     """The checkpoint's metadata: ``data`` (fingerprint), ``dataset`` (simulator
-    parameters), ``history`` (losses per epoch), ``test_nmse`` (%) and ``split``."""
+    parameters), ``history`` (losses per epoch), ``test_nmse`` (%) and ``split``.
+
+    Examples
+    --------
+    >>> sorted(info("im2spec", 10))                  # doctest: +SKIP
+    ['data', 'dataset', 'epochs', 'split', 'test_loss', 'test_nmse', 'test_nmse_median', 'train_loss']
+    """
     from ..checkpoint import read_checkpoint
 
     return dict(read_checkpoint(_existing(direction, latent_dim))["extra"])
@@ -84,6 +108,12 @@ def load_default(direction: str, latent_dim: int, device: Any = "cpu") -> Any:
 
     Raises FileNotFoundError (with the command that makes the files) when the
     checkpoint is missing. The metadata is attached as ``model.pretrained_info``.
+
+    Examples
+    --------
+    >>> model = load_default("im2spec", 10)          # doctest: +SKIP
+    >>> model.window, model.latent_dim               # doctest: +SKIP
+    (16, 10)
     """
     from ..models import load_model
 
@@ -97,6 +127,17 @@ def data_fingerprint(si: Any, window: int = WINDOW) -> dict[str, Any]:
     """What a model must agree with to be used on ``si``: shapes, energy axis, window.
 
     Plain data (numbers, strings, lists), so it can live in checkpoint metadata.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> fingerprint = data_fingerprint(si)
+    >>> isinstance(fingerprint, dict)
+    True
     """
     e = np.asarray(si.energy, dtype=np.float64)
     return {
@@ -117,6 +158,20 @@ def check_compatible(model: Any, si: Any) -> str | None:
     Compared: the number of energy channels and the energy axis (to ~0.1 % of its
     span) when the model knows it. A model whose stored fingerprint describes a
     different scan is still usable (structures look alike) as long as the axes agree.
+
+    Examples
+    --------
+    A model made for 32 channels fits a 32-channel SI; one for 100 does not:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> check_compatible(pw.Im2Spec(window=16, n_energy=32, device="cpu"), si) is None
+    True
+    >>> check_compatible(pw.Im2Spec(window=16, n_energy=100, device="cpu"), si) is None
+    False
     """
     e = np.asarray(si.energy, dtype=np.float64)
     n_model = int(model.n_energy)

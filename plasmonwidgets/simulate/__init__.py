@@ -46,6 +46,13 @@ def summary(si) -> str:
     Lists shape, energy range, HAADF grid, number of particles and the pixel count
     of every region when the metadata holds them, and the energy of the strongest
     peak of the mean interior spectrum (above 0.3 eV, clear of any ZLP tail).
+
+    Examples
+    --------
+    >>> import plasmonwidgets as pw
+    >>> print(summary(pw.datasets.nanocube_array(size=24, cache=False)))  # doctest: +ELLIPSIS
+    spectrum image: 24 x 24 pixels of 2 nm, 100 channels 0.2-1.2 eV
+    ...
     """
     h, w = si.scan_shape
     e = np.asarray(si.energy)

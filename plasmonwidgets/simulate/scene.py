@@ -38,6 +38,12 @@ class SceneConfig:
     in the mid-IR, giving a weak, nearly flat loss on the support;
     zlp_amplitude : residual ZLP tail at 0.2 eV (eV⁻¹ per electron);
     oversample : fine samples per HAADF pixel for anti-aliased rendering.
+
+    Examples
+    --------
+    >>> config = SceneConfig()
+    >>> config.beam.e0_kev, config.fwhm              # keV, eV
+    (60.0, 0.04)
     """
 
     geometry: GeometryParams = field(default_factory=GeometryParams)
@@ -74,6 +80,12 @@ class SceneResult:
     zlp_a, zlp_r : (h, w) tail parameters, tail = dose·ΔE·zlp_a·E^(−zlp_r); None without tail.
     pixel_size : SI pixel, nm. scale : HAADF oversampling s.
     layout : the :class:`~plasmonwidgets.simulate.geometry.Layout` (not cached on disk).
+
+    Examples
+    --------
+    >>> result = simulate_scene(size=24, n_energy=32)
+    >>> result.spectra.shape, result.haadf.shape, result.regions.shape
+    ((24, 24, 32), (24, 24), (24, 24))
     """
 
     energy: np.ndarray
@@ -235,6 +247,14 @@ def simulate_scene(
     Returns
     -------
     SceneResult
+
+    Examples
+    --------
+    A 24 x 24 scan (2 nm pixels), 32 channels from 0.2 to 1.2 eV, counts:
+
+    >>> result = simulate_scene(seed=1, size=24, n_energy=32)
+    >>> result.energy.shape, float(result.energy[0]) >= 0.2
+    ((32,), True)
     """
     seed, size, n_energy, e_min, e_max, scale, dose, pixel_size = validate_arguments(
         seed, size, n_energy, e_min, e_max, scale, dose, pixel_size

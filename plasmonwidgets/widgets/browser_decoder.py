@@ -44,6 +44,21 @@ class BrowserDecoder(anywidget.AnyWidget):
     sliders : one FloatSlider per latent dimension, in order (z0, z1, ...).
     target : the bqplot mark to draw into, or None until it exists (``set_target``).
     attribute : the mark's trait: "y" (Lines, spectra) or "color" (HeatMap, tiles).
+
+    Examples
+    --------
+    Two latent sliders drive a spectrum (a bqplot Lines mark) without a round trip to the kernel:
+
+    >>> import bqplot as bq
+    >>> import ipywidgets as ipw
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")
+    >>> line = bq.Lines(x=np.arange(32), y=np.zeros(32), scales={"x": bq.LinearScale(),
+    ...                                                          "y": bq.LinearScale()})
+    >>> decoder = BrowserDecoder(model, [ipw.FloatSlider(), ipw.FloatSlider()], target=line)
+    >>> decoder.attribute, len(decoder.sliders)
+    ('y', 2)
     """
 
     _esm = _STATIC / "browser_decoder.js"

@@ -54,6 +54,16 @@ class Coalescer:
     submitted : int
         How many requests were submitted.
     last_error : BaseException or None
+
+    Examples
+    --------
+    In ``"sync"`` mode every request is computed and published before ``submit`` returns:
+
+    >>> shown = []
+    >>> coalescer = Coalescer(lambda z: 2 * z, shown.append, mode="sync")
+    >>> coalescer.submit(1); coalescer.submit(5)
+    >>> shown, coalescer.count
+    ([2, 10], 2)
     """
 
     def __init__(
@@ -177,6 +187,17 @@ class Throttle:
     Used for the secondary views of a drag (nearest tiles, highlights): they follow the
     hand a few times per second instead of competing with the primary view every frame.
     ``on_error(exception, traceback_text)`` receives exceptions raised by ``fn``.
+
+    Examples
+    --------
+    The first value goes out at once; a later one within 0.1 s waits for the timer:
+
+    >>> import time
+    >>> sent = []
+    >>> throttle = Throttle(sent.append, interval=0.1)
+    >>> throttle.submit(1); throttle.submit(2); throttle.submit(3)
+    >>> time.sleep(0.3); sent
+    [1, 3]
     """
 
     def __init__(self, fn: Callable[[Any], None], interval: float,

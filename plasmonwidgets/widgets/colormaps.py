@@ -48,7 +48,13 @@ def _hex_rgb(codes: str) -> np.ndarray:
 
 
 def canonical(name: str) -> str:
-    """The canonical colormap name; raises ValueError listing the choices."""
+    """The canonical colormap name; raises ValueError listing the choices.
+
+    Examples
+    --------
+    >>> canonical("gray"), canonical("viridis")
+    ('grey', 'viridis')
+    """
     key = str(name).lower()
     key = _ALIASES.get(key, key)
     if key not in CMAPS:
@@ -57,7 +63,14 @@ def canonical(name: str) -> str:
 
 
 def lut(name: str) -> np.ndarray:
-    """(256, 4) uint8 RGBA lookup table for colormap ``name`` (see :data:`CMAPS`)."""
+    """(256, 4) uint8 RGBA lookup table for colormap ``name`` (see :data:`CMAPS`).
+
+    Examples
+    --------
+    >>> table = lut("viridis")
+    >>> table.shape, table.dtype
+    ((256, 4), dtype('uint8'))
+    """
     key = canonical(name)
     out = np.full((256, 4), 255, dtype=np.uint8)
     if key == "labels":
@@ -73,19 +86,37 @@ def lut(name: str) -> np.ndarray:
 
 
 def lut_bytes(name: str) -> bytes:
-    """:func:`lut` as 1024 raw bytes (RGBA per entry), the form the browser receives."""
+    """:func:`lut` as 1024 raw bytes (RGBA per entry), the form the browser receives.
+
+    Examples
+    --------
+    >>> len(lut_bytes("magma"))
+    1024
+    """
     return lut(name).tobytes()
 
 
 def hex_colors(name: str, n: int = 17) -> list[str]:
-    """``n`` evenly spaced "#rrggbb" stops of ``name``, for bqplot ``ColorScale(colors=...)``."""
+    """``n`` evenly spaced "#rrggbb" stops of ``name``, for bqplot ``ColorScale(colors=...)``.
+
+    Examples
+    --------
+    >>> hex_colors("grey", n=3)
+    ['#000000', '#808080', '#ffffff']
+    """
     table = lut(name)
     idx = np.round(np.linspace(0, 255, int(n))).astype(int)
     return ["#{:02x}{:02x}{:02x}".format(*table[i, :3]) for i in idx]
 
 
 def nmf_color(k: int) -> str:
-    """"#rrggbb" colour of NMF component ``k`` (0-based), from :data:`NMF_COLORS`."""
+    """"#rrggbb" colour of NMF component ``k`` (0-based), from :data:`NMF_COLORS`.
+
+    Examples
+    --------
+    >>> nmf_color(0), nmf_color(1)
+    ('#e69f00', '#009e73')
+    """
     return NMF_COLORS[int(k) % len(NMF_COLORS)]
 
 

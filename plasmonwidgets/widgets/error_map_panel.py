@@ -88,6 +88,15 @@ def training_box(test_positions: np.ndarray, scan_shape: tuple[int, int],
 
     The bounding box of ``train_positions`` when given; otherwise the part of the
     scan beside the test tiles' bounding box along the axis they were split on.
+
+    Examples
+    --------
+    Test tiles on the right half (columns 6-11) of a 12 x 12 scan: training is the left half.
+
+    >>> import numpy as np
+    >>> test = np.array([(r, c) for r in range(12) for c in range(6, 12)])
+    >>> training_box(test, (12, 12))
+    (0, 0, 12, 6)
     """
     h, w = (int(v) for v in scan_shape)
     if train_positions is not None and len(train_positions):
@@ -138,6 +147,21 @@ class ErrorMapPanel(ipw.VBox):
     maps : dict name -> HAADFViewer
     children_by_name : "maps" (HBox), "refresh" (Button), "opacity" (FloatSlider), "message",
         "scale" (HTML stating the colour range), "scatter" (bqplot Figure)
+
+    Examples
+    --------
+    One (h, w) NMSE (%) map per model on the test half of the 12 x 12 scan:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> pairs = pw.make_tiles(si, window=8, pad="reflect")   # 144 tiles (8, 8), spectra (32,)
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")   # untrained
+    >>> train, test = pairs.split("halves")
+    >>> panel = ErrorMapPanel({"2 latent": model}, test, train_pairs=train)
+    >>> display(panel)                               # in a notebook  # doctest: +SKIP
     """
 
     def __init__(

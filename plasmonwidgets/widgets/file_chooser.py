@@ -75,7 +75,17 @@ _TOO_LARGE_HINT = "put the file in the data folder instead"
 
 
 class UnsafePathError(ValueError):
-    """A requested path lies outside the data folder (``..``, absolute path or symlink)."""
+    """A requested path lies outside the data folder (``..``, absolute path or symlink).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> try:
+    ...     resolve_inside(tempfile.mkdtemp(), "../../etc/passwd")
+    ... except UnsafePathError:
+    ...     print("refused")
+    refused
+    """
 
 
 def resolve_inside(root: str | os.PathLike, relative: str | os.PathLike) -> Path:
@@ -83,6 +93,13 @@ def resolve_inside(root: str | os.PathLike, relative: str | os.PathLike) -> Path
 
     Symlinks are followed before the check, so a link pointing out of the folder is
     refused like ``../../etc/passwd`` or an absolute path would be.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> root = pathlib.Path(tempfile.mkdtemp()).resolve()
+    >>> resolve_inside(root, "scans/a.dm4") == root / "scans" / "a.dm4"
+    True
     """
     base = Path(root).resolve()
     target = (base / relative).resolve()
@@ -100,6 +117,11 @@ def sanitize_filename(name: str) -> str:
     letters, digits, ``.``, ``_`` and ``-`` with ``_``, strips leading dots (no
     hidden files, no ``..``) and keeps at most 100 characters, preserving the
     extension. Raises ValueError when nothing usable remains.
+
+    Examples
+    --------
+    >>> sanitize_filename("../my scan (1).dm4")
+    'my_scan_1.dm4'
     """
     base = re.split(r"[\\/]", str(name))[-1]
     cleaned = _SAFE_CHARS.sub("_", base).lstrip(".")
@@ -138,6 +160,22 @@ class DataFileChooser(ipw.VBox):
     load_button : Button
     status : HTML line (errors in red)
     hidden : HTML line naming the files of this folder that are not listed, and why
+
+    Examples
+    --------
+    A chooser on a folder holding one saved SI (12 x 12 x 32):
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = si.save(folder / "scan.npz")
+    >>> chooser = DataFileChooser(folder)
+    >>> chooser.select("scan.npz").name
+    'scan.npz'
     """
 
     def __init__(

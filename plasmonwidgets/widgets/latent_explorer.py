@@ -195,6 +195,22 @@ class LatentExplorer(ipw.VBox):
     nearest_positions : SI [row, col] of the nearest tiles last shown
     status : HTML line for messages (errors in red)
     children_by_name : the named children above, for driving the panel without a browser
+
+    Examples
+    --------
+    A 2-D latent space of an (untrained) model over the 144 tiles of a 12 x 12 scan:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> pairs = pw.make_tiles(si, window=8, pad="reflect")   # 144 tiles (8, 8), spectra (32,)
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")   # untrained
+    >>> explorer = LatentExplorer(model, pairs, mode="sync")
+    >>> explorer.set_latent([0.5, -0.5])
+    >>> explorer.z.tolist()
+    [0.5, -0.5]
     """
 
     def __init__(

@@ -23,7 +23,14 @@ __all__ = ["ProbeLink", "link", "link_probe", "model_label"]
 
 
 def model_label(model: Any) -> str:
-    """A short display name, e.g. "im2spec 10 latent"."""
+    """A short display name, e.g. "im2spec 10 latent".
+
+    Examples
+    --------
+    >>> import plasmonwidgets as pw
+    >>> model_label(pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu"))
+    'im2spec 2 latent'
+    """
     direction = getattr(model, "direction", type(model).__name__)
     latent = getattr(model, "latent_dim", None)
     return f"{direction} {latent} latent" if latent is not None else str(direction)
@@ -61,6 +68,22 @@ def link_probe(a: Any, b: Any, in_browser: bool = False):
     ``ipywidgets.jslink``, which works without a kernel but only updates the
     kernel-side value of the viewer that was clicked. Returns the link; call
     ``.unlink()`` to undo it.
+
+    Examples
+    --------
+    Two viewers of the same 12 x 12 scan follow each other's probe:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> from plasmonwidgets.widgets import HAADFViewer
+    >>> a, b = HAADFViewer(si), HAADFViewer(si)
+    >>> _ = link_probe(a, b)
+    >>> a.position = [3, 4]
+    >>> list(b.position)
+    [3, 4]
     """
     if tuple(a.scan_shape) != tuple(b.scan_shape):
         raise ValueError(
@@ -99,6 +122,24 @@ class ProbeLink:
 
     Prediction errors do not raise out of the browser event: they are shown in
     the viewer's ``message`` (and kept in :attr:`last_error`).
+
+    Examples
+    --------
+    Usually made by :func:`link`; ``probe`` moves the probe and returns what the views show:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> pairs = pw.make_tiles(si, window=8, pad="reflect")   # 144 tiles (8, 8), spectra (32,)
+    >>> model = pw.Im2Spec(window=8, n_energy=32, latent_dim=2, device="cpu")   # untrained
+    >>> from plasmonwidgets.widgets import HAADFViewer, SpectrumView
+    >>> viewer = HAADFViewer(si)
+    >>> probe = ProbeLink(viewer, SpectrumView(energy=si.energy), models=[model], si=si)
+    >>> shown = probe.probe(3, 4)                    # measured and predicted at SI pixel (3, 4)
+    >>> shown["spectrum"].shape, shown["tile"].shape, list(shown["spectra"])
+    ((32,), (8, 8), ['im2spec 2 latent'])
     """
 
     def __init__(
@@ -219,6 +260,18 @@ def link(
 
     With an SI and a spectrum view (and ``compare=True``) the spectrum view also gets the
     comparison tools: pin, region box, energy-window map (``link(...).compare``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> from plasmonwidgets.widgets import HAADFViewer, SpectrumView
+    >>> viewer, spectra = HAADFViewer(si), SpectrumView(energy=si.energy)
+    >>> linked = link(viewer, spectra, si=si, window=8)   # 8 x 8 HAADF tiles
+    >>> viewer.position = [5, 6]                     # a click; the spectrum view follows
     """
     return ProbeLink(viewer, spectrum_view, tile_view, models, si=si, pairs=pairs, window=window,
                      compare=compare)

@@ -65,6 +65,16 @@ def for_the_user(caught: Iterable[warnings.WarningMessage]) -> list[str]:
 
     Deprecation and future warnings speak to developers about library internals; they
     are left out.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warnings.warn("no units; assuming eV")
+    ...     warnings.warn("old API", DeprecationWarning)
+    >>> for_the_user(caught)
+    ['UserWarning: no units; assuming eV']
     """
     texts: list[str] = []
     for w in caught:
@@ -77,7 +87,13 @@ def for_the_user(caught: Iterable[warnings.WarningMessage]) -> list[str]:
 
 
 def upload_budget() -> int:
-    """Memory budget (bytes) for an uploaded file: the library default, capped at 1 GiB."""
+    """Memory budget (bytes) for an uploaded file: the library default, capped at 1 GiB.
+
+    Examples
+    --------
+    >>> 0 < upload_budget() <= 2**30
+    True
+    """
     try:
         from ..io import default_memory_budget
     except ImportError:  # a core without memory budgets: the cap alone
@@ -99,6 +115,20 @@ def check_file(path: str | os.PathLike, *, display_name: str,
 
     Uses the loader's header-only check (``plasmonwidgets.io.check_data_file``): it reads
     no bulk data, so a file chooser can call it for every file it lists.
+
+    Examples
+    --------
+    None for a readable file within the budget:
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> import pathlib, tempfile
+    >>> path = si.save(pathlib.Path(tempfile.mkdtemp()) / "scan.npz")
+    >>> check_file(path, display_name="scan.npz") is None
+    True
     """
     try:
         from ..io import DataFileError, check_data_file
@@ -124,6 +154,19 @@ def load_quietly(path: str | os.PathLike, haadf: str | os.PathLike | None = None
     Warnings are recorded rather than printed, and each is returned once as text with
     the server paths replaced by the display names. Errors propagate (the caller shows
     them through :func:`redact_paths`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> import pathlib, tempfile
+    >>> path = si.save(pathlib.Path(tempfile.mkdtemp()) / "scan.npz")
+    >>> loaded, warned = load_quietly(path, display_name="scan.npz")
+    >>> loaded.spectra.shape, warned
+    ((12, 12, 32), [])
     """
     from ..io import load
 

@@ -22,6 +22,11 @@ def as_float_array(value: Any, name: str, ndim: int | None = None) -> np.ndarray
 
     NaN/Inf are kept (the widgets draw them transparent); non-numeric dtypes,
     wrong dimensionality and empty arrays raise.
+
+    Examples
+    --------
+    >>> as_float_array([[1, 2], [3, 4]], "haadf", ndim=2).dtype
+    dtype('float32')
     """
     try:
         arr = np.asarray(value)
@@ -40,6 +45,15 @@ def array_to_buffer(value: Any, name: str = "array", ndim: int | None = None):
     """(bytes, shape list) for a numeric array, as float32 little-endian.
 
     The bytes are ``H*W*4`` long for an (H, W) array, row-major.
+
+    Examples
+    --------
+    A (2, 3) array becomes 2 * 3 * 4 = 24 bytes and its shape:
+
+    >>> import numpy as np
+    >>> data, shape = array_to_buffer(np.ones((2, 3)), "tile", ndim=2)
+    >>> len(data), shape
+    (24, [2, 3])
     """
     arr = as_float_array(value, name, ndim)
     return arr.astype(_WIRE_DTYPE, copy=False).tobytes(), [int(n) for n in arr.shape]
@@ -49,6 +63,14 @@ def buffer_to_array(buffer: bytes | memoryview | bytearray, shape) -> np.ndarray
     """The float32 array of ``shape`` held by ``buffer`` (a read-only view, no copy).
 
     Raises ValueError when the buffer length does not match the shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data, shape = array_to_buffer(np.arange(6.0).reshape(2, 3))
+    >>> buffer_to_array(data, shape)
+    array([[0., 1., 2.],
+           [3., 4., 5.]], dtype=float32)
     """
     shape = tuple(int(n) for n in shape)
     expected = int(np.prod(shape)) * _WIRE_DTYPE.itemsize

@@ -64,7 +64,16 @@ def window_map(spectra: Any, energy: Any, lo: float, hi: float) -> tuple[np.ndar
 
 
 def window_channels(energy: Any, lo: float, hi: float) -> tuple[int, int]:
-    """(first, last) indices of the channels with ``lo <= E <= hi`` (ValueError if none)."""
+    """(first, last) indices of the channels with ``lo <= E <= hi`` (ValueError if none).
+
+    Examples
+    --------
+    The channels of a 0.5-2.0 eV axis (32 channels) between 1.0 and 1.2 eV:
+
+    >>> import numpy as np
+    >>> window_channels(np.linspace(0.5, 2.0, 32), 1.0, 1.2)
+    (11, 14)
+    """
     e = np.asarray(energy, dtype=np.float64)
     if not hi > lo:
         raise ValueError(f"energy window needs hi > lo, got {lo}–{hi} eV")
@@ -85,6 +94,16 @@ class Kept:
 
     ``box`` is (row0, col0, row1, col1) in SI pixels, end exclusive (a pin is one pixel);
     ``reduce`` is "pixel" for a pin, else "mean" or "sum" over the box.
+
+    Examples
+    --------
+    A pinned pixel at row 3, column 4; spectrum (E,) in the SI's intensity units:
+
+    >>> import numpy as np
+    >>> kept = Kept(name="pin 1", kind="pin", color="#e69f00", box=(3, 4, 4, 5), reduce="pixel",
+    ...             spectrum=np.ones(32))
+    >>> kept.box
+    (3, 4, 4, 5)
     """
 
     name: str

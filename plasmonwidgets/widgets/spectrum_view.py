@@ -34,6 +34,8 @@ def intensity_label(si: Any) -> str:
     "Intensity (counts)" only for un-normalised data, "Intensity (normalised)" after
     ``si.normalize()``.
 
+    Examples
+    --------
     >>> import plasmonwidgets as pw
     >>> intensity_label(pw.datasets.nanocube_array(size=24).normalize())
     'Intensity (normalised)'

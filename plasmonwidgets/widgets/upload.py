@@ -54,7 +54,13 @@ STALE_S = 600.0  # a transfer idle this long (browser tab gone) is dropped on th
 
 
 def too_large_message(name: str, size: int, max_bytes: int, hint: str = "") -> str:
-    """``'<name>' is <size> MB, over the <max> MB upload limit[; hint]``; sizes in bytes."""
+    """``'<name>' is <size> MB, over the <max> MB upload limit[; hint]``; sizes in bytes.
+
+    Examples
+    --------
+    >>> too_large_message("scan.dm4", 300 * MIB, 200 * MIB, "ask for a data folder")
+    "'scan.dm4' is 300.0 MB, over the 200 MB upload limit; ask for a data folder"
+    """
     text = f"'{name}' is {size / MIB:.1f} MB, over the {max_bytes / MIB:g} MB upload limit"
     return f"{text}; {hint}" if hint else text
 

@@ -43,7 +43,13 @@ _CACHE_LOCK = threading.Lock()
 
 
 def format_percent(value: float) -> str:
-    """Three significant digits, without exponents: ``1.06``, ``55.5``, ``1389``; "–" if NaN."""
+    """Three significant digits, without exponents: ``1.06``, ``55.5``, ``1389``; "–" if NaN.
+
+    Examples
+    --------
+    >>> format_percent(1.0567), format_percent(55.49), format_percent(1388.6), format_percent(float("nan"))
+    ('1.06', '55.5', '1389', '–')
+    """
     if not np.isfinite(value):
         return "–"
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
@@ -80,7 +86,21 @@ def model_fingerprint(model: Any) -> str:
 
 
 def data_fingerprint(pairs: Any) -> str:
-    """A digest of a TilePairs' tiles, spectra, positions, regions and energy axis."""
+    """A digest of a TilePairs' tiles, spectra, positions, regions and energy axis.
+
+    Examples
+    --------
+    Equal tiles and spectra give equal digests (the metric cache's key):
+
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> pairs = pw.make_tiles(si, window=8, pad="reflect")
+    >>> data_fingerprint(pairs) == data_fingerprint(pw.make_tiles(si, window=8, pad="reflect"))
+    True
+    """
     h = hashlib.blake2b(digest_size=16)
     for part in (pairs.images, pairs.spectra, pairs.positions, pairs.energy,
                  getattr(pairs, "regions", None)):
@@ -93,7 +113,12 @@ def data_fingerprint(pairs: Any) -> str:
 
 
 def clear_cache() -> None:
-    """Forget every cached table (tests; a changed evaluation protocol)."""
+    """Forget every cached table (tests; a changed evaluation protocol).
+
+    Examples
+    --------
+    >>> clear_cache()
+    """
     with _CACHE_LOCK:
         _CACHE.clear()
 
@@ -158,6 +183,16 @@ class ModelMetrics:
     Uses ``models``, ``model_notes``, ``train_set``, ``test_set`` and ``_show_metrics``
     (refreshes the captions) of the dashboard; ``_metrics`` maps (direction, latent) ->
     (model, EvaluationTable) and ``_baselines`` direction -> EvaluationTable.
+
+    Examples
+    --------
+    Used through the dashboard, which mixes it in:
+
+    >>> from plasmonwidgets.app.dashboard import Dashboard
+    >>> dash = Dashboard()                           # doctest: +SKIP
+    >>> dash.wait_metrics(120)                       # doctest: +SKIP
+    True
+    >>> print(dash.metric_text(("im2spec", 10)))     # doctest: +SKIP
     """
 
     def model_table(self, key: tuple[str, int]) -> Any:

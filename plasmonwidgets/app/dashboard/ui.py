@@ -25,6 +25,11 @@ def theme_style() -> ipw.HTML:
 
     Shipped inside the page as a widget, so it applies wherever the dashboard is shown:
     Voila (``--theme=dark``) and JupyterLab alike.
+
+    Examples
+    --------
+    >>> theme_style().layout.display
+    'none'
     """
     style = ipw.HTML(f"<style>{_theme_css()}</style>", layout={"display": "none"})
     style.add_class("pw-theme-style")
@@ -32,10 +37,22 @@ def theme_style() -> ipw.HTML:
 
 
 def intro(text: str) -> ipw.HTML:
-    """A tab's explanatory paragraph, at text line spacing (not one widget row per line)."""
+    """A tab's explanatory paragraph, at text line spacing (not one widget row per line).
+
+    Examples
+    --------
+    >>> type(intro("Train a model on one half of the scan.")).__name__
+    'HTML'
+    """
     return ipw.HTML(f"<div style='line-height:1.4;margin:4px 0'>{text}</div>")
 
 
 def note(text: str, kind: str = "info") -> ipw.HTML:
-    """A one-line message (``kind``: "info", "warning" or "error")."""
+    """A one-line message (``kind``: "info", "warning" or "error").
+
+    Examples
+    --------
+    >>> "No model yet" in note("No model yet: train one first.", kind="warning").value
+    True
+    """
     return ipw.HTML(message_html(text, kind))

@@ -83,7 +83,18 @@ def endmember_target(si: Any, endmember: Any) -> np.ndarray:
 
 
 class DesignTab:
-    """The Inverse design tab (a part of :class:`Dashboard`)."""
+    """The Inverse design tab (a part of :class:`Dashboard`).
+
+    Examples
+    --------
+    Used through the dashboard, which mixes it in:
+
+    >>> from plasmonwidgets.app.dashboard import Dashboard
+    >>> dash = Dashboard()                           # doctest: +SKIP
+    >>> dash.target_spectrum().shape                 # (E,) counts  # doctest: +SKIP
+    (100,)
+    >>> result = dash.run_inverse_design()           # doctest: +SKIP
+    """
 
     def _build_inverse(self) -> list[ipw.Widget]:
         from plasmonwidgets.widgets.haadf_viewer import HAADFViewer

@@ -15,7 +15,16 @@ __all__ = ["ErrorsTab"]
 
 
 class ErrorsTab:
-    """The Errors tab (a part of :class:`Dashboard`)."""
+    """The Errors tab (a part of :class:`Dashboard`).
+
+    Examples
+    --------
+    Used through the dashboard, which mixes it in; pick a direction to show its error maps:
+
+    >>> from plasmonwidgets.app.dashboard import Dashboard
+    >>> dash = Dashboard()                           # doctest: +SKIP
+    >>> dash.error_direction.value = "spec2im"       # doctest: +SKIP
+    """
 
     def _build_errors(self) -> list[ipw.Widget]:
         self.error_direction = ipw.ToggleButtons(options=list(pretrained.DIRECTIONS),

@@ -13,7 +13,16 @@ __all__ = ["LatentTab"]
 
 
 class LatentTab:
-    """The Latent tab (a part of :class:`Dashboard`)."""
+    """The Latent tab (a part of :class:`Dashboard`).
+
+    Examples
+    --------
+    Used through the dashboard, which mixes it in:
+
+    >>> from plasmonwidgets.app.dashboard import Dashboard
+    >>> dash = Dashboard()                           # doctest: +SKIP
+    >>> display(dash)                                # then open the Latent tab  # doctest: +SKIP
+    """
 
     def _build_latent(self) -> list[ipw.Widget]:
         from plasmonwidgets.widgets.haadf_viewer import HAADFViewer

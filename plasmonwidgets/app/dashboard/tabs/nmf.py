@@ -10,7 +10,16 @@ __all__ = ["NMFTab"]
 
 
 class NMFTab:
-    """The NMF tab (a part of :class:`Dashboard`)."""
+    """The NMF tab (a part of :class:`Dashboard`).
+
+    Examples
+    --------
+    Used through the dashboard, which mixes it in:
+
+    >>> from plasmonwidgets.app.dashboard import Dashboard
+    >>> dash = Dashboard()                           # doctest: +SKIP
+    >>> display(dash)                                # then open the NMF tab  # doctest: +SKIP
+    """
 
     def _build_nmf(self) -> list[ipw.Widget]:
         from plasmonwidgets.widgets.haadf_viewer import HAADFViewer
