@@ -70,7 +70,7 @@ def lifecycle_page(browser, voila_server):
 
 def test_train_use_and_revert_a_model(lifecycle_page, artifacts):
     page = lifecycle_page
-    assert "all pre-trained" in _text(page, HEADER)
+    _wait_text(page, HEADER, "all pre-trained")  # the models load after the first image
     assert "pre-trained" in _summary_row(page, LABEL)
 
     # a short fresh run, trained beside the model in use

@@ -117,8 +117,10 @@ def test_click_moves_probe_and_updates_spectrum(dashboard_page, artifacts):
         page.wait_for_function("([c, t]) => document.querySelector(c).textContent !== t",
                                arg=[".pw-dashboard-viewer .pw-haadf-readout", before_text])
         assert canvas.evaluate("c => c.toDataURL()") != before_pixels, "crosshair did not move"
-    # measured + both im2spec predictions are drawn
-    assert sum(1 for d in _paths(page, PROBE_PATHS) if d) >= 3
+    # measured + both im2spec predictions are drawn (the models load after the first image)
+    page.wait_for_function("sel => Array.from(document.querySelectorAll(sel))"
+                           ".filter(e => (e.getAttribute('d') || '').length > 0).length >= 3",
+                           arg=PROBE_PATHS, timeout=TAB_TIMEOUT_MS)
     page.screenshot(path=str(artifacts / "dashboard_after_click.png"), full_page=True)
     _assert_no_errors(page, "after clicks on the HAADF")
 

@@ -10,7 +10,11 @@ Opening fast: the built-in dataset is cached on disk by ``datasets``, small
 pre-trained models ship with the package (``plasmonwidgets.pretrained``), and a
 tab's content is built the first time it is selected. Pre-trained models are only
 used when they match the data's energy axis (``pretrained.check_compatible``);
-otherwise the page says so and offers training.
+otherwise the page says so and offers training. On the Voila page the models (and
+torch) are loaded in the background once the first HAADF image is drawn
+(``defer_models``): the Data tab shows the image, the measured spectrum and tile at
+once, then the predictions and test metrics when the models arrive; tabs that need
+models are built then.
 
 Errors never take the app down: every callback the dashboard owns is wrapped
 (:meth:`Dashboard.guard`) and reports ``Type: message`` in a visible error box;
@@ -46,7 +50,7 @@ from plasmonwidgets import pretrained
 
 from .errors import ErrorReporting
 from .metrics import ModelMetrics
-from .settings import SMALL_ENV, SPLIT_AXES, TABS, WINDOW_UNITS, small_settings
+from .settings import SMALL_ENV, SPLIT_AXES, TABS, WINDOW_UNITS, defer_models_setting, small_settings
 from .state import DashboardState
 from .tabs import DataTab, DesignTab, ErrorsTab, LatentTab, LazyTabs, NMFTab, TrainTab
 from .ui import theme_style
@@ -71,6 +75,11 @@ class Dashboard(ErrorReporting, DashboardState, ModelMetrics, LazyTabs, DataTab,
     prebuild : with ``lazy``, build the other tabs in a background thread once the page
         has drawn the first HAADF image, so a first click on a tab finds it ready (the
         Voila page sets it).
+    defer_models : with ``use_pretrained``, show the first data without models and load
+        them (importing torch) in a background thread once the page has drawn the first
+        HAADF image, or when a tab that needs them is opened (``start_loading_models``;
+        ``wait_models`` blocks until they are in use). Default: ``prebuild``, unless
+        ``$PLASMONWIDGETS_DEFER_MODELS`` is "0" or "1".
     decode_mode : LatentExplorer decoding, ``"thread"`` (UI) or ``"sync"`` (tests).
     catch_widget_errors : also show exceptions raised in other widgets' callbacks
         (comm messages, button handlers) in the error box, and warnings in the notice
@@ -87,6 +96,7 @@ class Dashboard(ErrorReporting, DashboardState, ModelMetrics, LazyTabs, DataTab,
     notice_box : HTML, warnings raised by the last action (paths removed), else empty
     tile_window, tile_unit, split_choice, tiles_button : Data tab tile controls
     models : dict (direction, latent) -> model in use, or missing
+    models_loading : True while deferred pre-trained models are on their way
     model_notes : dict (direction, latent) -> how the model in use was made ("pre-trained",
         "trained here, N epochs")
     trained_runs : dict (direction, latent) -> (model, note) of the last run trained here
@@ -114,6 +124,7 @@ class Dashboard(ErrorReporting, DashboardState, ModelMetrics, LazyTabs, DataTab,
         epochs: int | None = None,
         lazy: bool = True,
         prebuild: bool = False,
+        defer_models: bool | None = None,
         decode_mode: str = "thread",
         catch_widget_errors: bool = False,
         window: int = pretrained.WINDOW,
@@ -134,6 +145,13 @@ class Dashboard(ErrorReporting, DashboardState, ModelMetrics, LazyTabs, DataTab,
         self._prebuild_thread: Any = None
         self._prebuilt: dict[str, tuple] = {}  # tab -> widgets built in the background, not shown yet
         self._closing = False
+        if defer_models is None:
+            defer_models = defer_models_setting(self.prebuild)
+        self._defer_next_models = bool(defer_models)  # for the first data only (set_si)
+        self._data_generation = 0  # bumped by set_si: work for older data is dropped
+        self._models_pending: int | None = None  # data generation whose models are deferred
+        self._models_thread: Any = None
+        self._models_start_lock = threading.Lock()
         self._redactions: list[tuple[str, str]] = []
         self._hooks: list[Callable[[], None]] = []
         self.window, self.window_unit, self.split_axis = self._check_tiling(
@@ -192,8 +210,9 @@ class Dashboard(ErrorReporting, DashboardState, ModelMetrics, LazyTabs, DataTab,
     def close(self) -> None:
         """Stop training/decoding threads, remove error hooks and uploads, close widgets."""
         self._closing = True
-        if self._prebuild_thread is not None:
-            self._prebuild_thread.join(timeout=10)  # a tab build in progress ends first
+        for thread in (self._models_thread, self._prebuild_thread):
+            if thread is not None:  # a model load or tab build in progress ends first
+                thread.join(timeout=10)
         self._close_parts()
         for undo in self._hooks:
             undo()

@@ -6,11 +6,15 @@ import os
 
 from plasmonwidgets import pretrained
 
-__all__ = ["AXIS_NAMES", "KEYS", "SMALL_ENV", "SPLIT_AXES", "TABS", "WINDOW_UNITS", "model_label",
-           "small_settings"]
+__all__ = ["AXIS_NAMES", "DEFER_ENV", "KEYS", "MODEL_TABS", "SMALL_ENV", "SPLIT_AXES", "TABS",
+           "WINDOW_UNITS", "defer_models_setting", "model_label", "small_settings"]
 
 SMALL_ENV = "PLASMONWIDGETS_SMALL"
+#: "0" keeps the Voila page loading its models before the first image (to compare timings)
+DEFER_ENV = "PLASMONWIDGETS_DEFER_MODELS"
 TABS = ("Data", "NMF", "Train", "Errors", "Latent", "Inverse design")
+#: tabs built only once the pre-trained models are in use (they show how each was made)
+MODEL_TABS = ("Train", "Errors", "Latent", "Inverse design")
 #: the four models the page shows: (direction, latent dimensions)
 KEYS = tuple((d, k) for d in pretrained.DIRECTIONS for k in pretrained.LATENT_DIMS)
 #: tile window units: HAADF pixels, or SI pixels (x scale HAADF pixels each)
@@ -33,6 +37,26 @@ def small_settings() -> bool:
     True
     """
     return os.environ.get(SMALL_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def defer_models_setting(default: bool) -> bool:
+    """Whether to load the pre-trained models after the first image: ``default`` unless
+    ``$PLASMONWIDGETS_DEFER_MODELS`` says "0"/"no" or "1"/"yes".
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["PLASMONWIDGETS_DEFER_MODELS"] = "0"
+    >>> defer_models_setting(True)
+    False
+    >>> del os.environ["PLASMONWIDGETS_DEFER_MODELS"]
+    """
+    value = os.environ.get(DEFER_ENV, "").strip().lower()
+    if value in ("0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    return default
 
 
 def model_label(key: tuple[str, int]) -> str:

@@ -6,6 +6,13 @@ every tab. A run trained here is kept beside the model in use (``add_trained``) 
 ``use_trained`` adopts it; ``revert_to_pretrained`` brings the packaged model back.
 Pre-trained models are used only when they fit the data's energy axis and
 the tile window (``pretrained.check_compatible``).
+
+Deferred models (``Dashboard(defer_models=True)``, the Voila page): loading the packaged
+models imports torch, seconds that would delay the first HAADF image. The first data is
+then shown without models; :meth:`~DashboardState.start_loading_models` loads them in a
+background thread (started once the page has drawn the image, or when a tab that needs
+them is opened) and puts them in use in every tab at once. Meanwhile ``models_loading``
+is True and every caption says the models are loading.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import copy
 import html
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,7 +30,7 @@ import numpy as np
 from plasmonwidgets import pretrained
 from plasmonwidgets.widgets.loading import for_the_user, load_quietly, upload_budget
 
-from .settings import AXIS_NAMES, KEYS, SPLIT_AXES, TABS, WINDOW_UNITS, model_label
+from .settings import AXIS_NAMES, KEYS, MODEL_TABS, SPLIT_AXES, TABS, WINDOW_UNITS, model_label
 
 __all__ = ["DashboardState"]
 
@@ -31,8 +39,9 @@ class DashboardState:
     """Data, tiles and models of the dashboard (a part of :class:`Dashboard`).
 
     State: ``si``, ``pending_si``, ``pairs``, ``train_set``, ``test_set``, ``split_used``,
-    ``source``, ``window``, ``window_unit``, ``split_axis``, ``models``, ``model_notes``;
-    the tabs' parts (``viewer``, ``trainers``, ``explorers`` ...) are reset with the data.
+    ``source``, ``window``, ``window_unit``, ``split_axis``, ``models``, ``model_notes``,
+    ``models_loading``; the tabs' parts (``viewer``, ``trainers``, ``explorers`` ...) are
+    reset with the data.
     """
 
     def set_si(self, si: Any, source: str | None = None) -> None:
@@ -61,12 +70,18 @@ class DashboardState:
         except ValueError:
             train_set, test_set = pairs.split("random", test_fraction=0.3, seed=0)
         self._close_parts()
+        self._data_generation += 1  # a deferred model load for the previous data is dropped
         self.si, self.pairs, self.train_set, self.test_set = si, pairs, train_set, test_set
         axis = train_set.split_info.get("axis")
         self.split_used = AXIS_NAMES.get(axis, "random (the scan is too small for halves)")
         self.source = source or str(si.metadata.get("title") or "built-in nanocube array")
         self.models, self.model_notes = {}, {}
-        if self.use_pretrained:
+        self._models_pending, self._models_thread = None, None
+        if self.use_pretrained and self._defer_next_models:
+            # the page's first data: the first image goes out before torch is imported
+            self._defer_next_models = False
+            self._models_pending = self._data_generation
+        elif self.use_pretrained:
             self._load_pretrained()
         self._start_metrics()
         self._built.clear()
@@ -169,23 +184,95 @@ class DashboardState:
                       "train new models in the Train tab")
         return reason
 
-    def _load_pretrained(self) -> None:
-        missing, refused = [], []
+    @staticmethod
+    def _read_pretrained() -> dict[tuple[str, int], Any]:
+        """The packaged models by key (None where none ships); imports torch."""
+        found: dict[tuple[str, int], Any] = {}
         for key in KEYS:
             try:
-                model = pretrained.load_default(*key)
+                found[key] = pretrained.load_default(*key)
             except FileNotFoundError:
-                missing.append(model_label(key))
+                found[key] = None
+        return found
+
+    def _load_pretrained(self) -> None:
+        self._use_pretrained_models(self._read_pretrained())
+
+    def _use_pretrained_models(self, found: dict[tuple[str, int], Any]) -> None:
+        """Put the packaged models that fit the data in use; a model already in use stays."""
+        missing = [model_label(k) for k, m in found.items() if m is None]
+        refused = []
+        for key, model in found.items():
+            if model is None:
                 continue
             reason = self._incompatible(model)
             if reason is not None:
                 refused.append(reason)
                 continue
-            self.models[key] = model
-            self.model_notes[key] = "pre-trained"
+            if key not in self.models:  # one trained and put in use while these loaded
+                self.models[key] = model
+                self.model_notes[key] = "pre-trained"
         self._pretrained_problem = (
             refused[0] if refused else (f"no packaged models ({', '.join(missing)})" if missing else "")
         )
+
+    @property
+    def models_loading(self) -> bool:
+        """True while the pre-trained models of the data shown are deferred or loading."""
+        return self._models_pending is not None and self._models_pending == self._data_generation
+
+    def start_loading_models(self) -> threading.Thread | None:
+        """Load the deferred pre-trained models in a background thread (started once).
+
+        Returns the thread, or None when no models are waiting. When they arrive they are
+        put in use everywhere: probe predictions, summary, header, metrics, and the tabs
+        that waited for them are built.
+        """
+        with self._models_start_lock:
+            if not self.models_loading:
+                return None
+            if self._models_thread is None:
+                generation = self._data_generation
+                self._models_thread = threading.Thread(
+                    target=self._load_deferred_models, args=(generation,),
+                    name="plasmonwidgets-models", daemon=True)
+                self._models_thread.start()
+            return self._models_thread
+
+    def wait_models(self, timeout: float = 120.0) -> bool:
+        """Load deferred models now if needed and block until they are in use (tests, scripts)."""
+        thread = self.start_loading_models()
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def _load_deferred_models(self, generation: int) -> None:
+        try:
+            found = self._read_pretrained()  # outside the lock: clicks go on meanwhile
+        except Exception as exc:  # shown on the page, never lost in the thread
+            found = {}
+            self.show_error(exc, "loading the pre-trained models")
+        with self._build_lock:
+            if generation != self._data_generation or self._closing:
+                return  # new data meanwhile: it got its own models
+            try:
+                self._use_pretrained_models(found)
+            finally:
+                self._models_pending = None
+            self._models_arrived()
+
+    def _models_arrived(self) -> None:
+        """Show the models that were deferred in every part built without them."""
+        self._show_probe_models()
+        self._show_models_note()
+        self._start_metrics()
+        self._update_header()
+        if "Train" in self._built:
+            self._show_train_note()
+        current = TABS[self.tabs.selected_index or 0]
+        if current in MODEL_TABS and current not in self._built:
+            self._build(current)  # it shows a "loading" note: built now with the models
 
     def add_trained(self, key: tuple[str, int], model: Any, *, epochs: int) -> bool:
         """Keep a model trained here beside the one in use; returns True if it was put in use.
@@ -238,7 +325,10 @@ class DashboardState:
 
     def model_in_use(self, key: tuple[str, int]) -> str:
         """How the model in use for ``key`` was made, e.g. "pre-trained" or
-        "trained here, 5 epochs"; "none" when there is none."""
+        "trained here, 5 epochs"; "loading" while the pre-trained models load, "none"
+        when there is none."""
+        if key not in self.model_notes and self.models_loading:
+            return "loading"
         return self.model_notes.get(key, "none")
 
     def set_model(self, key: tuple[str, int], model: Any, note: str = "trained here") -> None:
@@ -248,9 +338,7 @@ class DashboardState:
             raise ValueError(reason)
         self.models[key] = model
         self.model_notes[key] = note
-        if self.probe_link is not None:
-            self.probe_link.models = self._probe_models()
-            self.probe_link.update()
+        self._show_probe_models()
         explorer = self.explorers.get(key)
         if explorer is not None:
             explorer.set_model(model)
@@ -273,13 +361,18 @@ class DashboardState:
     def _update_header(self) -> None:
         n = len(self.models)
         problem = getattr(self, "_pretrained_problem", "")
-        models = (f"{n} of 4 models ready" if n else "no models yet — train them in the Train tab")
+        if self.models_loading and not n:
+            models = "loading the pre-trained models…"
+        else:
+            models = (f"{n} of 4 models ready" if n else "no models yet — train them in the Train tab")
         if n:
             made = [(model_label(k), self.model_notes.get(k, "")) for k in KEYS if k in self.models]
             pre = [label for label, how in made if how.startswith("pre-trained")]
             here = [f"{label} {how}" for label, how in made if not how.startswith("pre-trained")]
             parts = ([f"{'all' if len(pre) == n else len(pre)} pre-trained"] if pre else []) + here
             models += " (" + "; ".join(parts) + ")"
+            if self.models_loading:
+                models += "; loading the pre-trained models…"
         warn = (f" <span style='color:var(--jp-warn-color1,#8a6d3b)'>({html.escape(problem)})</span>"
                 if problem and n < 4 else "")
         si = self.si
@@ -305,6 +398,8 @@ class DashboardState:
         self.tile_view: Any = None
         self.probe_link: Any = None
         self.summary: Any = None
+        self.models_note: Any = None  # Data tab: "loading the pre-trained models…"
+        self._probe_stale = False  # models changed while the Data tab was hidden
         self.nmf_panel: Any = None
         self.trainers: dict[tuple[str, int], Any] = {}
         self.error_panels: dict[str, Any] = {}
@@ -338,8 +433,9 @@ class DashboardState:
         self._reset_parts()
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Block until training runs and latent decodes have finished (tests, scripts)."""
-        ok = True
+        """Block until deferred models are in use and training runs and latent decodes have
+        finished (tests, scripts)."""
+        ok = self.wait_models(timeout)
         for progress in self.trainers.values():
             ok &= progress.wait(timeout)
         for explorer in self.explorers.values():

@@ -10,6 +10,11 @@ NMF, error maps or latent embeddings, seconds of work that would otherwise follo
 first click on a tab. A click on a tab that is still being built waits for that build.
 A prebuilt tab's widgets are put into its box only when the tab is shown: a bqplot
 figure drawn inside a hidden tab has no size and fills the console with errors.
+
+Deferred models (``Dashboard(defer_models=True)``): the drawn first image also starts
+loading the pre-trained models, before the prebuild. The tabs that show models
+(``MODEL_TABS``) are built only once the models are in use; opened earlier, such a tab
+says the models are loading and is built when they arrive.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 
 import ipywidgets as ipw
 
-from ..settings import TABS, model_label
+from ..settings import MODEL_TABS, TABS, model_label
 from ..ui import note
 from .data import DataTab
 from .design import DesignTab
@@ -68,18 +73,24 @@ class LazyTabs:
     def _on_tab(self, change: dict) -> None:
         if change["new"] is not None:
             self._build(TABS[change["new"]])
+            if TABS[change["new"]] == "Data" and self._probe_stale:
+                self._show_probe_models()  # models changed while it was hidden
 
     def prebuild_tabs(self) -> threading.Thread:
         """Build every tab not built yet, in a background thread (returned, started).
 
-        Stops early when the data changes meanwhile (the tabs are then built for the new
-        data when shown).
+        Deferred pre-trained models are loaded first, so that the tabs are built with
+        them. Stops early when the data changes meanwhile (the tabs are then built for
+        the new data when shown).
         """
-        generation = self._metrics_run  # bumped by _close_parts when the data changes
+        generation = self._data_generation  # bumped by set_si
 
         def run() -> None:
+            loading = self.start_loading_models()
+            if loading is not None:
+                loading.join()
             for name in TABS:
-                if self._metrics_run != generation or self._closing:
+                if self._data_generation != generation or self._closing:
                     return
                 self._build(name, show=False)
 
@@ -89,17 +100,21 @@ class LazyTabs:
         return thread
 
     def _prebuild_after_first_image(self) -> None:
-        """Start :meth:`prebuild_tabs` once the page has drawn the Data tab's HAADF image
-        (the viewer's ``render_ms`` comes back from the browser), so that building tabs
-        never delays the first image."""
+        """Start :meth:`prebuild_tabs` (with ``prebuild``) or the deferred models' loading
+        once the page has drawn the Data tab's HAADF image (the viewer's ``render_ms``
+        comes back from the browser), so that neither delays the first image."""
         viewer = self.viewer
         if viewer is None or not hasattr(viewer, "render_ms"):
             return
 
         def drawn(_change: dict) -> None:
             viewer.unobserve(handler, "render_ms")
-            if self.viewer is viewer:  # still the data shown
+            if self.viewer is not viewer:  # other data shown meanwhile
+                return
+            if self.prebuild:
                 self.prebuild_tabs()
+            else:
+                self.start_loading_models()
 
         handler = self.guard(drawn, "preparing the tabs")
         viewer.observe(handler, "render_ms")
@@ -122,6 +137,12 @@ class LazyTabs:
         if self.si is None:
             return
         box = self._boxes[name]
+        if name in MODEL_TABS and self.models_loading:
+            # not marked built: the models' arrival builds it if shown, else a later click
+            self.start_loading_models()
+            box.children = (note(f"Loading the pre-trained models… the {name} tab is built "
+                                 "when they are ready (a few seconds)."),)
+            return
         box.children = (note(f"Preparing the {name} tab…"),)
         builder = {
             "Data": self._build_data,
@@ -143,7 +164,7 @@ class LazyTabs:
             box.children = (note(f"The {name} tab could not be built; see the error above."),)
             self.show_error(exc, f"building the {name} tab")
             return
-        if name == "Data" and self.prebuild:
+        if name == "Data" and (self.prebuild or self.models_loading):
             self._prebuild_after_first_image()
 
     def _rebuild(self, name: str) -> None:
@@ -154,6 +175,8 @@ class LazyTabs:
         have = [k for k in self.models if direction is None or k[0] == direction]
         if have:
             return ipw.HTML("")
+        if self.models_loading:  # never "no model": they are on their way
+            return note("Loading the pre-trained models… (a few seconds)")
         why = f" ({self._pretrained_problem})" if self._pretrained_problem else ""
         what = f"{direction} model" if direction else "model"
         go = ipw.Button(description="Go to Train", icon="graduation-cap", button_style="info")

@@ -1,8 +1,15 @@
-"""Data tab: HAADF viewer, spectrum and tile at the probe, summary, tiles, loading a file."""
+"""Data tab: HAADF viewer, spectrum and tile at the probe, summary, tiles, loading a file.
+
+Built without models when they are deferred (``Dashboard(defer_models=True)``): the
+measured spectrum and tile show at once, a note says the models are loading, and the
+predictions, summary lines and metrics follow when they arrive (``_show_models_note``).
+"""
 
 from __future__ import annotations
 
 import html
+import threading
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +21,7 @@ from plasmonwidgets.widgets._message import message_html
 from plasmonwidgets.widgets.spectrum_view import intensity_label
 
 from ..metrics import NMSE_HELP
-from ..settings import KEYS, model_label
+from ..settings import KEYS, TABS, model_label
 from ..ui import note
 
 __all__ = ["DataTab"]
@@ -24,12 +31,39 @@ _SPLIT_AXES = {"longer": None, "columns": 1, "rows": 0}
 _SPLIT_NAMES = {axis: name for name, axis in _SPLIT_AXES.items()}
 
 
+@cache
+def _probe_link_class() -> type:
+    """A :class:`~plasmonwidgets.widgets.linking.ProbeLink` whose models can be replaced
+    from another thread (deferred models arrive in one) while clicks update the views."""
+    from plasmonwidgets.widgets.linking import ProbeLink
+
+    class DashboardProbeLink(ProbeLink):
+        def __init__(self, *args: Any, **kwargs: Any):
+            self._lock = threading.RLock()
+            super().__init__(*args, **kwargs)
+
+        def update(self) -> None:
+            # one update at a time: a click's update never ends after, and overwrites,
+            # the one showing newly arrived models
+            with self._lock:
+                super().update()
+
+        def set_models(self, models: dict[str, Any], *, refresh: bool = True) -> None:
+            """Predict with ``models`` (name -> model) from now on; refresh the views now
+            unless ``refresh`` is False (then the next :meth:`update` does)."""
+            with self._lock:
+                self.models = models
+                if refresh:
+                    super().update()
+
+    return DashboardProbeLink
+
+
 class DataTab:
     """The Data tab (a part of :class:`Dashboard`)."""
 
     def _build_data(self) -> list[ipw.Widget]:
         from plasmonwidgets.widgets.haadf_viewer import HAADFViewer
-        from plasmonwidgets.widgets.linking import link
         from plasmonwidgets.widgets.spectrum_view import SpectrumView
         from plasmonwidgets.widgets.tile_view import TileView
 
@@ -42,11 +76,15 @@ class DataTab:
         self.tile_view = TileView(tile_size=120, si=si)
         h, w = si.scan_shape
         self.viewer.position = [h // 2, w // 2]
-        self.probe_link = link(self.viewer, self.spectrum_view, self.tile_view,
-                               models=self._probe_models(), si=si, window=self.pairs.window)
+        self.probe_link = _probe_link_class()(self.viewer, self.spectrum_view, self.tile_view,
+                                              models=self._probe_models(), si=si,
+                                              window=self.pairs.window)
         self.summary = ipw.HTML(self._summary_html())
+        self.models_note = ipw.HTML(layout={"margin": "0 0 0 8px"})
+        self.models_note.add_class("pw-models-note")
+        self._show_models_note()
         parts = [
-            ipw.HBox([self.viewer, ipw.VBox([self.spectrum_view, self.tile_view])]),
+            ipw.HBox([self.viewer, ipw.VBox([self.models_note, self.spectrum_view, self.tile_view])]),
             self.summary,
             self._build_tiling(),
         ]
@@ -77,6 +115,26 @@ class DataTab:
     def _apply_tiling(self) -> None:
         self.set_tiling(window=int(self.tile_window.value), window_unit=self.tile_unit.value,
                         split_axis=_SPLIT_AXES[self.split_choice.value])
+
+    def _show_models_note(self) -> None:
+        """Say above the probe's spectrum that the models are loading; hide it when not."""
+        if self.models_note is None:
+            return
+        loading = self.models_loading
+        self.models_note.value = message_html(
+            "Loading the pre-trained models… the predicted spectra and tiles appear here "
+            "when they are ready.", "info") if loading else ""
+        self.models_note.layout.display = None if loading else "none"
+
+    def _show_probe_models(self) -> None:
+        """Predict at the probe with the models in use; the views are redrawn now if the
+        Data tab is shown, else when it is next shown (a bqplot figure changed inside a
+        hidden tab has no size and fills the console with errors)."""
+        if self.probe_link is None:
+            return
+        shown = TABS[self.tabs.selected_index or 0] == "Data"
+        self._probe_stale = not shown
+        self.probe_link.set_models(self._probe_models(), refresh=shown)
 
     def _probe_models(self) -> dict[str, Any]:
         return {model_label(k): m for k, m in sorted(self.models.items())}
@@ -158,6 +216,8 @@ class DataTab:
             if key in self.models:
                 rows.append((model_label(key), f"{html.escape(self.model_in_use(key))} — "
                                                f"{self.metric_text(key)}"))
+            elif self.models_loading:
+                rows.append((model_label(key), "pre-trained model loading…"))
             else:
                 rows.append((model_label(key), "— (train it in the Train tab)"))
         cells = "".join(f"<tr><td style='padding-right:12px'>{k}</td><td>{v}</td></tr>"
