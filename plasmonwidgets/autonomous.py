@@ -66,6 +66,12 @@ class StepRecord:
         Predicted mean spectrum averaged over the scan.
     uncertainty_map : (h, w) float32
         Ensemble spread summed over energy per pixel.
+
+    Examples
+    --------
+    >>> record = loop.step()                                    # doctest: +SKIP
+    >>> record.n_measured, record.positions.shape, record.wall_s  # doctest: +SKIP
+    (20, (10, 2), 1.7)
     mean_uncertainty : float
         ``uncertainty_map`` averaged over the scan.
     """
@@ -100,6 +106,12 @@ class AutonomousResult:
         The latest whole-scan prediction and its spread.
     finished : bool
         True once the budget is spent.
+
+    Examples
+    --------
+    >>> result = pw.autonomous.run(scope, factory, budget=40, batch=10)   # doctest: +SKIP
+    >>> result.positions.shape, result.mean.shape, result.finished          # doctest: +SKIP
+    ((40, 2), (48, 48, 64), True)
     """
 
     strategy: str

@@ -22,7 +22,14 @@ __all__ = ["Microscope", "RecordedMicroscope", "SimulatedMicroscope", "Acquisiti
 
 
 class AcquisitionError(ValueError):
-    """A requested beam position is outside the scan or was already acquired."""
+    """A requested beam position is outside the scan or was already acquired.
+
+    Examples
+    --------
+    >>> scope.acquire([[3, 4]]); scope.acquire([[3, 4]])       # doctest: +SKIP
+    Traceback (most recent call last):
+    AcquisitionError: ...
+    """
 
 
 @runtime_checkable
