@@ -21,12 +21,6 @@ SKIP_DIRS = ["app/share"]
 # Paths relative to plasmonwidgets/ that are being edited right now: their Examples sections
 # will be added once those edits land, and this list emptied.
 PENDING = [
-    "app/dashboard/__init__.py",
-    "app/dashboard/state.py",
-    "app/dashboard/tabs/__init__.py",
-    "app/dashboard/tabs/data.py",
-    "app/dashboard/errors.py",
-    "app/dashboard/settings.py",
     "simulate/quasistatic/",
 ]
 

@@ -34,6 +34,13 @@ class ErrorReporting:
 
     Uses ``error_box``, ``dismiss_button``, ``notice_box``, ``chooser``, ``_redactions``
     and ``_hooks`` of the dashboard.
+
+    Examples
+    --------
+    >>> dash = Dashboard()                                        # doctest: +SKIP
+    >>> dash.guard(lambda: 1 / 0, "dividing")()                   # doctest: +SKIP
+    >>> "ZeroDivisionError" in dash.error_box.value                 # doctest: +SKIP
+    True
     """
 
     def guard(self, fn: Callable[..., Any], what: str = "") -> Callable[..., Any]:

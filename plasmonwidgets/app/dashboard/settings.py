@@ -60,5 +60,11 @@ def defer_models_setting(default: bool) -> bool:
 
 
 def model_label(key: tuple[str, int]) -> str:
-    """How the page names a model, e.g. ``("im2spec", 2)`` -> ``"im2spec 2 latent"``."""
+    """How the page names a model, e.g. ``("im2spec", 2)`` -> ``"im2spec 2 latent"``.
+
+    Examples
+    --------
+    >>> model_label(("spec2im", 10))
+    'spec2im 10 latent'
+    """
     return f"{key[0]} {key[1]} latent"

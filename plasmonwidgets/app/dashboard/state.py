@@ -42,6 +42,13 @@ class DashboardState:
     ``source``, ``window``, ``window_unit``, ``split_axis``, ``models``, ``model_notes``,
     ``models_loading``; the tabs' parts (``viewer``, ``trainers``, ``explorers`` ...) are
     reset with the data.
+
+    Examples
+    --------
+    >>> dash = Dashboard()                                        # doctest: +SKIP
+    >>> dash.set_si(pw.datasets.nanocube_array(seed=1, size=64))  # doctest: +SKIP
+    >>> dash.si.scan_shape, sorted(dash.models)                   # doctest: +SKIP
+    ((64, 64), [('im2spec', 2), ('im2spec', 10), ('spec2im', 2), ('spec2im', 10)])
     """
 
     def set_si(self, si: Any, source: str | None = None) -> None:

@@ -37,7 +37,12 @@ __all__ = ["DataTab", "DesignTab", "ErrorsTab", "LatentTab", "LazyTabs", "NMFTab
 
 
 class LazyTabs:
-    """Tabs built on demand (a part of :class:`Dashboard`); uses ``tabs``, ``_boxes``, ``_built``."""
+    """Tabs built on demand (a part of :class:`Dashboard`); uses ``tabs``, ``_boxes``, ``_built``.
+
+    Examples
+    --------
+    >>> box = Dashboard().select_tab("Errors")          # builds the tab on first use  # doctest: +SKIP
+    """
 
     def select_tab(self, name: str) -> ipw.Box:
         """Switch to tab ``name`` (building it if needed) and return its content box."""

@@ -60,7 +60,14 @@ def _probe_link_class() -> type:
 
 
 class DataTab:
-    """The Data tab (a part of :class:`Dashboard`)."""
+    """The Data tab (a part of :class:`Dashboard`): the HAADF viewer linked to the spectrum at
+    the probe (measured and predicted), the tiles and the data summary.
+
+    Examples
+    --------
+    >>> dash = Dashboard()                                        # doctest: +SKIP
+    >>> dash.viewer.position = [10, 20]      # the spectrum and tiles follow  # doctest: +SKIP
+    """
 
     def _build_data(self) -> list[ipw.Widget]:
         from plasmonwidgets.widgets.haadf_viewer import HAADFViewer
