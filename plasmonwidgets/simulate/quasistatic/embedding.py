@@ -37,6 +37,7 @@ from scipy import special
 from ..beam import Beam, regularised_distance
 from ..eels import CoupledDipoles, coupling_matrices
 from .nearfield import corrected_coupling
+from .oscillators import oscillator_modes
 
 __all__ = ["FarFilm", "EmbeddedDipoles", "far_film", "square_lattice_sum"]
 
@@ -178,6 +179,11 @@ class EmbeddedDipoles:
         own material (the film keeps ``susceptibility``). The sites then no longer share one
         χ(E), so :meth:`loss` solves the coupled system exactly at every energy (dense, minutes
         for a 64 × 64 scan: a reference, not for routine scenes).
+    site_materials : ((N,), (N,)) eV, optional: each explicit cube's Drude ωp and γ, solved
+        with ``poles`` (:class:`.oscillators.PoleModel`) as collective oscillators: one
+        eigendecomposition per scene (:mod:`.oscillators`), the film with ``film_material``
+        (ωp, γ); ``susceptibility`` must be that material's exact χ: the few-pole truncation is
+        corrected with it (the exact mean-material response minus its few-pole version).
 
     The coupling is the unscreened G between the particles' total charges (as in
     :class:`.coupling.Cluster`); divide the loss by ε_m as the scene does.
@@ -185,7 +191,7 @@ class EmbeddedDipoles:
 
     def __init__(self, beam: Beam, susceptibility, centers, volumes, r0, film: FarFilm, far_nodes: int = 14,
                  sides=None, film_side: float | None = None, rotations=None, film_rotation: float = 0.0,
-                 site_susceptibilities=None):
+                 site_susceptibilities=None, site_materials=None, poles=None, film_material=None):
         self.beam = beam
         self.site_susceptibilities = site_susceptibilities
         self.susceptibility = susceptibility
@@ -212,11 +218,51 @@ class EmbeddedDipoles:
                                  f"{self.n_near} explicit cubes")
             self._g_plane, self._g_z, self._vol = g_plane, g_z, vol
             return
+        self.oscillators = site_materials is not None
+        if self.oscillators:
+            if poles is None or film_material is None:
+                raise ValueError("site_materials needs poles (a PoleModel) and film_material (ωp, γ)")
+            wp, gam = (np.concatenate([np.asarray(x, float), np.full(len(film.sizes), float(f))])
+                       for x, f in zip(site_materials, film_material))
+            if len(wp) != len(self.centers):
+                raise ValueError(f"got {len(site_materials[0])} site materials for {self.n_near} "
+                                 "explicit cubes")
+            self._poles, self._film_material = poles, tuple(float(f) for f in film_material)
+            lam_p, self._gam_plane, w_p = oscillator_modes(
+                g_plane, np.repeat(vol, 2), np.repeat(wp, 2), np.repeat(gam, 2), poles)
+            lam_z, self._gam_z, w_z = oscillator_modes(g_z, vol, wp, gam, poles)
+            self.n_osc_plane, self.n_osc_z = len(lam_p), len(lam_z)
         s_plane, s_z = np.sqrt(np.repeat(vol, 2)), np.sqrt(vol)
         self.lam_plane, u = np.linalg.eigh(s_plane[:, None] * g_plane * s_plane[None, :])
         self._w_plane = s_plane[:, None] * u
         self.lam_z, u = np.linalg.eigh(s_z[:, None] * g_z * s_z[None, :])
         self._w_z = s_z[:, None] * u
+        if self.oscillators:
+            # the few-pole truncation, measured on the mean material by the exact eigen path, is
+            # subtracted: both share these eigenvectors, so the correction costs their projection
+            self.lam_plane = np.concatenate([lam_p, self.lam_plane])
+            # (K + 1)× the modes to project every beam on: single precision halves that cost
+            # (relative error ~1e-7 per coefficient, far below the oscillators' own 1e-4)
+            self._w_plane = np.hstack([w_p, self._w_plane]).astype(np.float32)
+            self.lam_z = np.concatenate([lam_z, self.lam_z])
+            self._w_z = np.hstack([w_z, self._w_z]).astype(np.float32)
+
+    def _spectral_weights(self, energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(E, M) Im of each mode's resolvent, in-plane and out-of-plane, before the beam factors."""
+        e = energy[:, None]
+        if not self.oscillators:
+            inv_chi = 1.0 / self.susceptibility(energy)[:, None]
+            return (np.imag(1.0 / (inv_chi - self.lam_plane[None, :])),
+                    np.imag(1.0 / (inv_chi - self.lam_z[None, :])))
+        inv_exact = 1.0 / self.susceptibility(energy)[:, None]
+        inv_poles = 1.0 / self._poles.susceptibility(energy, *self._film_material)[:, None]
+        out = []
+        for lam, gam, n_osc in ((self.lam_plane, self._gam_plane, self.n_osc_plane),
+                                (self.lam_z, self._gam_z, self.n_osc_z)):
+            osc = np.imag(1.0 / (lam[None, :n_osc] - e**2 - 1j * e * gam[None, :]))
+            mean = lam[None, n_osc:]
+            out.append(np.hstack([osc, np.imag(1.0 / (inv_exact - mean) - 1.0 / (inv_poles - mean))]))
+        return out[0], out[1]
 
     def _fields(self, centers, r0, beams, e_node):
         """Reduced in-plane (P, 2N) and out-of-plane (P, N) beam fields at ``centers``."""
@@ -233,12 +279,13 @@ class EmbeddedDipoles:
         if self.site_susceptibilities is not None:
             return self._dense_loss(beams, energy)
         nodes, interp = CoupledDipoles._nodes(energy, min(n_nodes, len(energy)))
-        inv_chi = 1.0 / self.susceptibility(energy)[:, None]
-        w_plane = np.imag(1.0 / (inv_chi - self.lam_plane[None, :])) / energy[:, None] ** 2
-        w_z = np.imag(1.0 / (inv_chi - self.lam_z[None, :])) / self.beam.gamma**2
+        w_plane, w_z = self._spectral_weights(energy)
+        w_plane = w_plane / energy[:, None] ** 2
+        w_z = w_z / self.beam.gamma**2
         pref = self.beam.dipole_prefactor(energy)
         nn = self.n_near
         m = len(nodes)
+        dt = self._w_plane.dtype  # float32 for the oscillators (see __init__)
         # far sites: fields on a Chebyshev grid of beam positions, projected once per ln-E node
         far_c, far_r0 = self.centers[nn:], self.r0[nn:]
         if len(far_c):
@@ -249,21 +296,25 @@ class EmbeddedDipoles:
             far_p, far_z = [], []
             for e_node in nodes:
                 fp, fz = self._fields(far_c, far_r0, grid, e_node)
-                far_p.append(fp @ self._w_plane[2 * nn:])
-                far_z.append(fz @ self._w_z[nn:])
+                far_p.append(fp.astype(dt, copy=False) @ self._w_plane[2 * nn:])
+                far_z.append(fz.astype(dt, copy=False) @ self._w_z[nn:])
         out = np.empty((len(beams), len(energy)))
+        if self.oscillators:
+            # the (E, chunk, modes) coefficients stay below ~2e7 numbers (K + 1 times the modes)
+            chunk = max(4, min(chunk, int(2e7 // (len(energy) * len(self.lam_plane)))))
+            interp, w_plane, w_z = (x.astype(dt) for x in (interp, w_plane, w_z))
         for start in range(0, len(beams), chunk):
             b = beams[start:start + chunk]
             pc = len(b)
-            c_plane = np.empty((m, pc, len(self.lam_plane)))
-            c_z = np.empty((m, pc, len(self.lam_z)))
+            c_plane = np.empty((m, pc, len(self.lam_plane)), dtype=dt)
+            c_z = np.empty((m, pc, len(self.lam_z)), dtype=dt)
             for j, e_node in enumerate(nodes):
                 fp, fz = self._fields(self.centers[:nn], self.r0[:nn], b, e_node)
-                c_plane[j] = fp @ self._w_plane[:2 * nn]
-                c_z[j] = fz @ self._w_z[:nn]
+                c_plane[j] = fp.astype(dt, copy=False) @ self._w_plane[:2 * nn]
+                c_z[j] = fz.astype(dt, copy=False) @ self._w_z[:nn]
                 if len(far_c):
-                    c_plane[j] += phi[start:start + pc] @ far_p[j]
-                    c_z[j] += phi[start:start + pc] @ far_z[j]
+                    c_plane[j] += phi[start:start + pc].astype(dt, copy=False) @ far_p[j]
+                    c_z[j] += phi[start:start + pc].astype(dt, copy=False) @ far_z[j]
             cp = (interp @ c_plane.reshape(m, -1)).reshape(len(energy), pc, -1)
             cz = (interp @ c_z.reshape(m, -1)).reshape(len(energy), pc, -1)
             np.square(cp, out=cp)
