@@ -20,9 +20,7 @@ SKIP_DIRS = ["app/share"]
 
 # Paths relative to plasmonwidgets/ that are being edited right now: their Examples sections
 # will be added once those edits land, and this list emptied.
-PENDING = [
-    "simulate/quasistatic/",
-]
+PENDING: list[str] = []
 
 EXAMPLES = re.compile(r"^\s*Examples\s*\n\s*-{8,}\s*$", re.MULTILINE)
 

@@ -50,6 +50,17 @@ def lnq_weights(x: np.ndarray, lo: float, hi: float, n_nodes: int) -> np.ndarray
     """Chebyshev interpolation weights in ln x on [lo, hi]: value(x) = weights @ node values.
 
     Returns (len(x), n_nodes); node j sits at exp(mid + half·cos(π(j + ½)/n)).
+
+    Examples
+    --------
+    Weights for two values of qa (dimensionless) on [0.5, 4] with 5 nodes; each row sums to 1,
+    as a constant is interpolated exactly:
+
+    >>> w = lnq_weights(np.array([1.0, 2.0]), 0.5, 4.0, 5)
+    >>> w.shape
+    (2, 5)
+    >>> bool(np.allclose(w.sum(axis=1), 1.0))
+    True
     """
     t_nodes = np.cos(np.pi * (np.arange(n_nodes) + 0.5) / n_nodes)
     log_x = np.log(np.asarray(x, dtype=np.float64))
@@ -84,6 +95,23 @@ class CouplingTable:
     h : array (n_nodes, G, G, M) complex64
         g^R_k g^L_k of the unit cube at each node and offset (x', y'), summed over the modes of
         each group of (nearly) equal Λ.
+
+    Examples
+    --------
+    A coarse table (offsets ±1.5 sides in steps of 0.5, 3 ln(qa) nodes), then the loss of a
+    15 nm cube for one beam 12 nm from its centre (offsets (y, x) in nm) at 0.5 and 0.6 eV in a
+    host of ε_m = 2, shape (P, E):
+
+    >>> from plasmonwidgets.simulate.beam import Beam
+    >>> from plasmonwidgets.simulate.dielectric import Drude
+    >>> from plasmonwidgets.simulate.quasistatic.loss import response_lambda
+    >>> table = coupling_table(n_flat=2, n_round=1, extent=1.5, step=0.5, n_nodes=3, cache=False)
+    >>> table.extent
+    1.5
+    >>> e = np.array([0.5, 0.6])
+    >>> lam = response_lambda(Drude().eps(e), 2.0)
+    >>> table.loss(np.array([[0.0, 12.0]]), side=15.0, rotation=0.0, q=Beam().q(e), lam=lam).shape
+    (1, 2)
     """
 
     axis: np.ndarray

@@ -34,6 +34,16 @@ def mutual_operator(targets: SurfaceMesh, sources: SurfaceMesh) -> np.ndarray:
 
     The near-panel quadrature is used only when some panel pair lies within its reach
     (bounding spheres closer than 4 panel sizes); far pairs take one point per panel.
+
+    Examples
+    --------
+    Two spheres of radius 1 nm (96 panels each) 3 nm apart along x; the block has shape
+    (targets' panels, sources' panels):
+
+    >>> from plasmonwidgets.simulate.quasistatic.mesh import sphere
+    >>> a = sphere(1.0, n=2)
+    >>> mutual_operator(a, a.transformed(translation=(3.0, 0.0, 0.0))).shape
+    (96, 96)
     """
     reach = NEAR[-1][0] * max(targets.sizes.max(), sources.sizes.max())
     ct, cs = targets.centroids, sources.centroids
@@ -186,6 +196,20 @@ def mirror_dimer_modes(unit: Modes, *, side: float, gap: float, parity: int = -1
         Λ, sorted by decreasing real part.
     strengths : array (N, 3)
         Oscillator strengths of the dimer modes along x, y, z (per total volume).
+
+    Examples
+    --------
+    Two 15 nm cubes (coarse 96-panel mesh) across a 2 nm gap: the bonding mode, the one
+    brightest along x, sits at a larger Λ than the single cube's 0.48 (a more negative ε, so a
+    lower energy):
+
+    >>> from plasmonwidgets.simulate.quasistatic.modes import cube_modes
+    >>> unit = cube_modes(rounding=0.2, n_flat=2, n_round=1, cache=False)
+    >>> lam, strengths = mirror_dimer_modes(unit, side=15.0, gap=2.0)
+    >>> lam.shape, strengths.shape
+    ((96,), (96, 3))
+    >>> round(float(lam[np.argmax(strengths[:, 0])].real), 2)
+    0.57
     """
     if parity not in (-1, 1):
         raise ValueError(f"parity must be +1 or -1, got {parity}")

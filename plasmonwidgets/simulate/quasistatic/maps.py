@@ -41,6 +41,19 @@ class LossMap:
         Loss energies (eV).
     loss : array (P, E)
         Γ in eV⁻¹ per electron; NaN for beams that cross a particle.
+
+    Examples
+    --------
+    A sphere of radius 10 nm: the beam through its centre gets NaN, the one 15 nm away a loss:
+
+    >>> from plasmonwidgets.simulate.dielectric import Drude
+    >>> from plasmonwidgets.simulate.quasistatic.modes import sphere_modes
+    >>> ball = sphere_modes(n=2, cache=False).transformed(scale=10.0)
+    >>> m = quasistatic_loss_map([ball], [[0.0, 0.0], [15.0, 0.0]], [0.5, 0.6], eps=Drude())
+    >>> m.n_beams, m.loss.shape
+    (2, (2, 2))
+    >>> bool(np.isnan(m.loss[0]).all() and (m.loss[1] > 0).all())
+    True
     """
 
     beams: np.ndarray

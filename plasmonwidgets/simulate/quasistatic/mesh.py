@@ -75,6 +75,16 @@ class SurfaceMesh:
         Gauss–Legendre order -> (points (N, order², 3), area weights (N, order²)).
     enclosed_volume : float or None
         Volume integrated on the curved panels (nm³), when known.
+
+    Examples
+    --------
+    A sphere of radius 1 nm as 96 panels; its volume (nm³) is 4π/3 to the digits shown:
+
+    >>> m = sphere(1.0, n=2)
+    >>> len(m), m.corners.shape
+    (96, (96, 4, 3))
+    >>> round(m.volume, 3), round(m.transformed(scale=10.0).volume, 1)
+    (4.189, 4188.8)
     """
 
     corners: np.ndarray

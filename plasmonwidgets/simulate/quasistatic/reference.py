@@ -15,7 +15,15 @@ __all__ = ["sphere_aloof_loss", "sphere_multipole_polarizability"]
 
 
 def sphere_multipole_polarizability(l: int, eps, eps_host: float = 1.0) -> np.ndarray:
-    """α_l = l (ε − ε_m)/(l ε + (l + 1) ε_m), the 2^l-pole response of a sphere (in units of a^{2l+1})."""
+    """α_l = l (ε − ε_m)/(l ε + (l + 1) ε_m), the 2^l-pole response of a sphere (in units of a^{2l+1}).
+
+    Examples
+    --------
+    The dipole (l = 1) near its resonance ε = −2 ε_m:
+
+    >>> complex(sphere_multipole_polarizability(1, -2.0 + 0.1j))
+    (1+30j)
+    """
     eps = np.asarray(eps, dtype=np.complex128)
     return l * (eps - eps_host) / (l * eps + (l + 1) * eps_host)
 
@@ -41,6 +49,17 @@ def sphere_aloof_loss(energies, *, radius: float, impact: float, eps, beta: floa
         Host permittivity ε_m.
     l_max : int
         Last multipole; terms fall off as (a/b)^{2l}.
+
+    Examples
+    --------
+    A Drude sphere of radius 10 nm, a 60 keV beam 15 nm from its centre, at 0.5 and 0.6 eV:
+
+    >>> from plasmonwidgets.simulate.beam import Beam
+    >>> from plasmonwidgets.simulate.dielectric import Drude
+    >>> e = np.array([0.5, 0.6])
+    >>> loss = sphere_aloof_loss(e, radius=10.0, impact=15.0, eps=Drude().eps(e), beta=Beam().beta)
+    >>> loss.shape, bool((loss > 0).all())
+    ((2,), True)
     """
     e = np.asarray(energies, dtype=np.float64)
     if not impact > radius > 0:
