@@ -323,11 +323,14 @@ class SpectrumImage:
 
         return crop(self, e_min, e_max)
 
-    def normalize(self, mode: str = "global") -> SpectrumImage:
-        """Scale intensities, 'global' or per-'spectrum'; invertible via :meth:`denormalize`."""
+    def normalize(self, mode: str = "global", by: str = "max") -> SpectrumImage:
+        """Scale intensities, 'global' or per-'spectrum', by their 'max' or 'sum'.
+
+        As :func:`plasmonwidgets.preprocess.normalize`; invertible via :meth:`denormalize`.
+        """
         from .preprocess import normalize
 
-        return normalize(self, mode)
+        return normalize(self, mode, by=by)
 
     def denormalize(self) -> SpectrumImage:
         """Undo :meth:`normalize`, returning intensities in the original units."""

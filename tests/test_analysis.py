@@ -278,7 +278,7 @@ def test_nmf_recovers_known_endmembers():
 
 # ------------------------------------------------------------------ prediction from HAADF
 def test_predict_spectrum_image_matches_tilewise_prediction(si, pairs, im2spec):
-    pred = analysis.predict_spectrum_image(im2spec, si.haadf, scale=1, chunk=100, progress=False)
+    pred = analysis.predict_spectrum_image(im2spec, si.haadf, scale=1, batch_size=100, progress=False)
     r0, c0 = pred.metadata["prediction"]["origin"]
     assert (r0, c0) == (WINDOW // 2, WINDOW // 2)
     h, w = pred.scan_shape
@@ -367,7 +367,7 @@ def test_model_compatibility_is_checked(si, im2spec):
 
 
 def test_progress_bar_counts_the_spectra(si, im2spec, capsys):
-    analysis.predict_spectrum_image(im2spec, si.haadf, scale=1, chunk=200, progress=True)
+    analysis.predict_spectrum_image(im2spec, si.haadf, scale=1, batch_size=200, progress=True)
     assert "predicting spectra" in capsys.readouterr().err
 
 

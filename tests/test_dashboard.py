@@ -216,15 +216,15 @@ def test_pretrained_files_are_small_and_describe_their_data(si):
         assert meta["dataset"]["name"] == "nanocube_array"
         model = pretrained.load_default(direction, latent)
         assert model.direction == direction and model.latent_dim == latent
-        assert pretrained.check_compatible(model, si) is None
+        assert pretrained.incompatibility(model, si) is None
 
 
 @needs_models
-def test_check_compatible_refuses_other_energy_axes(si):
+def test_incompatibility_refuses_other_energy_axes(si):
     model = pretrained.load_default("im2spec", 2)
-    assert "energy channels" in pretrained.check_compatible(model, si.crop(0.3, 1.2))
+    assert "energy channels" in pretrained.incompatibility(model, si.crop(0.3, 1.2))
     shifted = si.replace(energy=si.energy + 0.5)
-    assert "trained on 0.2" in pretrained.check_compatible(model, shifted)
+    assert "trained on 0.2" in pretrained.incompatibility(model, shifted)
 
 
 @needs_models

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .._compat import renamed_keywords
 from ._inputs import batched, check_model, target_shape
 from .latent import as_latent
 
@@ -23,9 +24,9 @@ class Clusters:
     Attributes
     ----------
     labels : (N,) int cluster of each latent vector
-    centroids : (n, d) cluster centres (GMM means or k-means centres)
-    sizes : (n,) number of members
-    decoded : (n, E) or (n, w, w) centroids decoded by the model, or None
+    centroids : (n_clusters, d) cluster centres (GMM means or k-means centres)
+    sizes : (n_clusters,) number of members
+    decoded : (n_clusters, E) or (n_clusters, w, w) centroids decoded by the model, or None
     method : "gmm" or "kmeans"
 
     Examples
@@ -44,15 +45,19 @@ class Clusters:
     method: str
 
 
+@renamed_keywords(n="n_clusters")
 def cluster_latent(
-    z: Any, n: int, method: str = "gmm", model: Any = None, seed: int = 0
+    z: Any, n_clusters: int, method: str = "gmm", model: Any = None, seed: int = 0
 ) -> Clusters:
-    """Cluster latent vectors z (N, d) into n groups.
+    """Cluster latent vectors z (N, d) into ``n_clusters`` groups.
 
     ``method="gmm"`` fits a full-covariance Gaussian mixture (clusters of any
     orientation, as latent manifolds often are); ``"kmeans"`` uses k-means with
     10 restarts. Both are seeded by ``seed``. When ``model`` is given, the
     centroids are decoded into spectra/tiles in physical units.
+
+    ``n_clusters`` was called ``n`` before; ``n=`` still works, with a
+    ``DeprecationWarning``.
 
     Examples
     --------
@@ -61,7 +66,7 @@ def cluster_latent(
     >>> import numpy as np
     >>> z = np.concatenate([np.zeros((20, 2)), np.ones((10, 2))])
     >>> z += 0.01 * np.random.default_rng(0).normal(size=z.shape)
-    >>> cluster_latent(z, 2, method="kmeans").labels[[0, -1]].tolist()
+    >>> cluster_latent(z, n_clusters=2, method="kmeans").labels[[0, -1]].tolist()
     [0, 1]
     """
     from sklearn.cluster import KMeans
@@ -71,9 +76,9 @@ def cluster_latent(
     if z.ndim != 2:
         raise ValueError(f"z must be (N, d) latent vectors, got shape {z.shape}")
     z = as_latent(z, z.shape[1])
-    n = int(n)
+    n = int(n_clusters)
     if not 1 <= n <= len(z):
-        raise ValueError(f"n must be between 1 and the number of vectors ({len(z)}), got {n}")
+        raise ValueError(f"n_clusters must be between 1 and the number of vectors ({len(z)}), got {n}")
     if method == "gmm":
         fit = GaussianMixture(n, covariance_type="full", random_state=seed, reg_covar=1e-6).fit(z)
         labels, centroids = fit.predict(z), fit.means_

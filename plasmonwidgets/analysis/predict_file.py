@@ -16,6 +16,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from .._compat import renamed_keywords
+
 __all__ = ["predict_to_file", "read_haadf"]
 
 
@@ -74,6 +76,7 @@ def read_haadf(path: str | os.PathLike, *, signal: int | str | None = None,
     return signals[images[0]]
 
 
+@renamed_keywords(batch="batch_size")
 def predict_to_file(
     model: Any,
     haadf: Any,
@@ -83,7 +86,7 @@ def predict_to_file(
     pixel_size: float | None = None,
     reference: Any = None,
     chunks: int | tuple[int, int] | None = None,
-    batch: int = 4096,
+    batch_size: int = 4096,
     pad: str | None = None,
     precision: str = "auto",
     scheduler: Any = None,
@@ -103,8 +106,9 @@ def predict_to_file(
     chunks : int or (int, int), optional
         SI pixels per block side: one task and one zarr chunk (h, w, E) each. Default:
         about 8 MiB of spectra per block.
-    batch : int
-        Tiles per model call inside a block.
+    batch_size : int
+        Tiles per model call inside a block. (Called ``batch`` before; ``batch=`` still
+        works, with a ``DeprecationWarning``.)
     precision : "auto" (bfloat16 where the CPU has it), "bfloat16" or "float32"
     scheduler : None, "threads", "processes", "synchronous", "tcp://host:port" or a Client
         Where the graph runs (:func:`plasmonwidgets.cluster.dask_scheduler`); None uses an
@@ -151,8 +155,8 @@ def predict_to_file(
         # Dask's local progress bar sees nothing of a cluster's tasks: there the blocks report
         topic = f"plasmonwidgets-predict-{uuid.uuid4().hex}" if client is not None and progress else None
         pred = predict_spectrum_image(model, haadf, scale=scale, pixel_size=pixel_size, reference=reference,
-                                      chunk=batch, pad=pad, lazy=True, chunks=chunks, precision=precision,
-                                      report=topic)
+                                      batch_size=batch_size, pad=pad, lazy=True, chunks=chunks,
+                                      precision=precision, report=topic)
         pred.metadata["source"] = {"name": f"prediction from {name}"}
         if not progress:
             # local schedulers: HyperSpy's writer shows Dask's progress bar on stdout while it

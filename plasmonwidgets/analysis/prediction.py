@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .._compat import renamed_keywords
 from ..spectrum_image import _is_lazy
 from ._inputs import check_model
 
@@ -266,6 +267,7 @@ def _denormalizer(img: _Image, reference: Any):
     return None, f"normalised ({norm.mode})"
 
 
+@renamed_keywords(chunk="batch_size")
 def predict_spectrum_image(
     model: Any,
     haadf: Any,
@@ -275,7 +277,7 @@ def predict_spectrum_image(
     pixel_unit: str | None = None,
     energy: Any = None,
     reference: Any = None,
-    chunk: int = 4096,
+    batch_size: int = 4096,
     pad: str | None = None,
     progress: bool | None = None,
     lazy: bool | None = None,
@@ -308,8 +310,9 @@ def predict_spectrum_image(
         The SI the model was trained on: its pixel size is checked against the image's
         (a different magnification is an error), its energy axis against the model's,
         and its normalisation is undone so the prediction is in counts.
-    chunk : int
-        Tiles predicted per batch (per model call); memory is bounded by ``chunk`` tiles.
+    batch_size : int
+        Tiles predicted per model call; memory is bounded by ``batch_size`` tiles.
+        (Called ``chunk`` before; ``chunk=`` still works, with a ``DeprecationWarning``.)
     pad : None or "reflect"
         None predicts only SI pixels whose whole window lies inside the image
         and crops the result (and its HAADF) to that rectangle; "reflect"
@@ -382,9 +385,9 @@ def predict_spectrum_image(
             f"HAADF shape {(H, W)} is not a multiple of scale {scale}; crop it to "
             f"{(H - H % scale, W - W % scale)} first"
         )
-    chunk = int(chunk)
-    if chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    batch_size = int(batch_size)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if pad not in (None, "reflect"):
         raise ValueError(f"pad must be None or 'reflect', got {pad!r}")
     autocast = _resolve_precision(precision)
@@ -417,11 +420,11 @@ def predict_spectrum_image(
 
             source = da.from_array(image, chunks=(block[0] * scale, block[1] * scale))
         spectra = lazy_spectra(model, source, scale=scale, rows=(r0, r0 + out_h), cols=(c0, c0 + out_w),
-                               pad=pad, chunk=block, batch=chunk, precision=autocast,
+                               pad=pad, chunk=block, batch=batch_size, precision=autocast,
                                denormalize=denormalize, report=report)
     else:
-        spectra = _predict_in_memory(model, image, grid, window=window, chunk=chunk, progress=progress,
-                                     precision=autocast, denormalize=denormalize)
+        spectra = _predict_in_memory(model, image, grid, window=window, batch_size=batch_size,
+                                     progress=progress, precision=autocast, denormalize=denormalize)
     return SpectrumImage(
         spectra,
         energy,
@@ -473,9 +476,9 @@ def _resolve_chunks(chunks: Any, n_energy: int) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-def _predict_in_memory(model: Any, image: np.ndarray, grid: Any, *, window: int, chunk: int,
+def _predict_in_memory(model: Any, image: np.ndarray, grid: Any, *, window: int, batch_size: int,
                        progress: bool | None, precision: str | None, denormalize: Any) -> np.ndarray:
-    """(out_h, out_w, E) spectra of the grid's pixels, ``chunk`` tiles per model call."""
+    """(out_h, out_w, E) spectra of the grid's pixels, ``batch_size`` tiles per model call."""
     from .lazy_prediction import _autocast
 
     view = sliding_window_view(grid.image(image), (window, window))
@@ -491,8 +494,8 @@ def _predict_in_memory(model: Any, image: np.ndarray, grid: Any, *, window: int,
         bar = tqdm(total=n, desc="predicting spectra", unit="spectrum", leave=True)
     try:
         # centres row-major over the kept rectangle, matching `spectra`
-        for start in range(0, n, chunk):
-            idx = np.arange(start, min(start + chunk, n))
+        for start in range(0, n, batch_size):
+            idx = np.arange(start, min(start + batch_size, n))
             sr, sc = grid.start_r[idx // out_w], grid.start_c[idx % out_w]
             tiles = np.ascontiguousarray(view[sr, sc], dtype=np.float32)
             with _autocast(precision):

@@ -139,7 +139,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     chunks = args.chunks and (args.chunks[0] if len(args.chunks) == 1 else tuple(args.chunks))
     path = predict_to_file(args.model, args.haadf, args.out, scale=args.scale, pixel_size=args.pixel_size,
-                           chunks=chunks, batch=args.batch, pad=None if args.pad == "none" else args.pad,
+                           chunks=chunks, batch_size=args.batch_size,
+                           pad=None if args.pad == "none" else args.pad,
                            precision=args.precision, scheduler=args.scheduler, progress=not args.quiet,
                            overwrite=args.overwrite)
     print(f"predicted spectrum image written to {path}")
@@ -202,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="SI pixel size in the image's calibrated unit (sets the scale instead)")
     pr.add_argument("--chunks", type=int, nargs="+", metavar="N",
                     help="SI pixels per block side (one task and one zarr chunk); N or ROWS COLS")
-    pr.add_argument("--batch", type=int, default=4096, help="tiles per model call (default 4096)")
+    pr.add_argument("--batch-size", "--batch", type=int, default=4096, dest="batch_size",
+                    help="tiles per model call (default 4096; --batch is the older name)")
     pr.add_argument("--pad", choices=("none", "reflect"), default="none",
                     help="'reflect' also predicts the border pixels (mirrored image)")
     pr.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",

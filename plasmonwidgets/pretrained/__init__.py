@@ -6,7 +6,7 @@ dimensions) are made by ``scripts/make_pretrained.py`` from
 dashboard and the tutorials can explore a trained model without waiting.
 
 Each checkpoint carries, in its ``extra`` metadata, a description of the data it
-was trained on (:func:`data_fingerprint`). :func:`check_compatible` compares it
+was trained on (:func:`data_fingerprint`). :func:`incompatibility` compares it
 with a SpectrumImage before a model is used on that data: a model trained on
 100 channels from 0.2 to 1.2 eV means nothing for a spectrum image on another
 energy axis, and the caller should offer training instead.
@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .._compat import warn_renamed
 from ..roles import DIRECTIONS
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "architecture",
     "available",
     "check_compatible",
+    "incompatibility",
     "data_fingerprint",
     "info",
     "load_default",
@@ -152,7 +154,7 @@ def data_fingerprint(si: Any, window: int = WINDOW) -> dict[str, Any]:
     }
 
 
-def check_compatible(model: Any, si: Any) -> str | None:
+def incompatibility(model: Any, si: Any) -> str | None:
     """None if ``model`` can be applied to ``si``, else a sentence saying why not.
 
     Compared: the number of energy channels and the energy axis (to ~0.1 % of its
@@ -168,10 +170,10 @@ def check_compatible(model: Any, si: Any) -> str | None:
     >>> rng = np.random.default_rng(0)
     >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
     ...                       rng.uniform(50, 100, (12, 12)))
-    >>> check_compatible(pw.Im2Spec(window=16, n_energy=32, device="cpu"), si) is None
+    >>> incompatibility(pw.Im2Spec(window=16, n_energy=32, device="cpu"), si) is None
     True
-    >>> check_compatible(pw.Im2Spec(window=16, n_energy=100, device="cpu"), si) is None
-    False
+    >>> incompatibility(pw.Im2Spec(window=16, n_energy=100, device="cpu"), si)[:48]
+    'the model (im2spec, 10 latent) expects spectra w'
     """
     e = np.asarray(si.energy, dtype=np.float64)
     n_model = int(model.n_energy)
@@ -191,6 +193,29 @@ def check_compatible(model: Any, si: Any) -> str | None:
                 f"covers {e[0]:.3g}–{e[-1]:.3g} eV; train new models on it in the Train tab"
             )
     return None
+
+
+def check_compatible(model: Any, si: Any) -> str | None:
+    """Deprecated name of :func:`incompatibility` (same result, with a ``DeprecationWarning``).
+
+    In this package a ``check_*`` function raises; this one returns the reason, so it
+    was renamed.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> import plasmonwidgets as pw
+    >>> rng = np.random.default_rng(0)
+    >>> si = pw.SpectrumImage(rng.uniform(1, 2, (12, 12, 32)), np.linspace(0.5, 2.0, 32),
+    ...                       rng.uniform(50, 100, (12, 12)))
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", DeprecationWarning)
+    ...     check_compatible(pw.Im2Spec(window=16, n_energy=32, device="cpu"), si) is None
+    True
+    """
+    warn_renamed("check_compatible", "incompatibility", where="plasmonwidgets.pretrained")
+    return incompatibility(model, si)
 
 
 def _describe(model: Any) -> str:

@@ -9,7 +9,7 @@ error/HAADF correlation) â†’ **Latent** (latent explorer with back-projection) â
 Opening fast: the built-in dataset is cached on disk by ``datasets``, small
 pre-trained models ship with the package (``plasmonwidgets.pretrained``), and a
 tab's content is built the first time it is selected. Pre-trained models are only
-used when they match the data's energy axis (``pretrained.check_compatible``);
+used when they match the data's energy axis (``pretrained.incompatibility``);
 otherwise the page says so and offers training. On the Voila page the models (and
 torch) are loaded in the background once the first HAADF image is drawn
 (``defer_models``): the Data tab shows the image, the measured spectrum and tile at

@@ -5,7 +5,7 @@
 every tab. A run trained here is kept beside the model in use (``add_trained``) until
 ``use_trained`` adopts it; ``revert_to_pretrained`` brings the packaged model back.
 Pre-trained models are used only when they fit the data's energy axis and
-the tile window (``pretrained.check_compatible``).
+the tile window (``pretrained.incompatibility``).
 
 Deferred models (``Dashboard(defer_models=True)``, the Voila page): loading the packaged
 models imports torch, seconds that would delay the first HAADF image. The first data is
@@ -183,7 +183,7 @@ class DashboardState:
 
     def _incompatible(self, model: Any) -> str | None:
         """Why ``model`` cannot be used on the current tiles (energy axis, window), or None."""
-        reason = pretrained.check_compatible(model, self.si)
+        reason = pretrained.incompatibility(model, self.si)
         if reason is None and int(getattr(model, "window", self.pairs.window)) != self.pairs.window:
             n = int(model.window)
             reason = (f"the {model.direction} model ({model.latent_dim} latent) uses {n}x{n} "
