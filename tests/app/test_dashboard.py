@@ -726,7 +726,7 @@ def test_small_switch(monkeypatch):
 def test_dashboard_notebook_is_tiny():
     import nbformat
 
-    nb = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks" / "dashboard.ipynb", 4)
+    nb = nbformat.read(Path(__file__).resolve().parents[2] / "notebooks" / "dashboard.ipynb", 4)
     code = [c.source for c in nb.cells if c.cell_type == "code"]
     assert len(code) == 1 and "Dashboard(" in code[0] and len(code[0].splitlines()) <= 6
 

@@ -225,7 +225,7 @@ def test_baselines_refuse_a_direction_they_do_not_serve_and_predict_before_fit()
 
 # ----------------------------------------------------------------------- protocol
 def test_protocol_benchmark_smoke_run_writes_json_and_markdown(tmp_path):
-    path = Path(__file__).parents[1] / "benchmarks" / "bench_protocol.py"
+    path = Path(__file__).parents[2] / "benchmarks" / "bench_protocol.py"
     spec = importlib.util.spec_from_file_location("bench_protocol", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
