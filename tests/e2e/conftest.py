@@ -73,6 +73,19 @@ def voila_server(tmp_path_factory, artifacts):
         server.stop()
 
 
+@pytest.fixture
+def fresh_voila_server(tmp_path_factory, artifacts):
+    """A server of its own, launched by the test that uses it: launch timings must not depend
+    on which tests ran earlier on the shared ``voila_server``."""
+    _require_browser()
+    server = VoilaServer(tmp_path_factory.mktemp("data"), artifacts / "voila_launch_server.log")
+    try:
+        server.listen_s = server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def browser():
     """One headless Chromium for the whole session (one Playwright per process)."""
