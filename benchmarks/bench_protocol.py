@@ -7,10 +7,10 @@ Protocol (nothing is chosen on the test half):
 * validation scene: the whole of scene seed 1, the only place where defaults may be
   compared (``--check-defaults`` does that for the current Trainer / model defaults);
 * evaluated on the test half of scene 0 AND on whole scenes the models never saw: seeds 2
-  and 3, and seed 4 simulated with stronger disorder (``simulate.SceneConfig`` geometry:
+  and 3, and seed 4 simulated with stronger disorder (``QuasistaticSceneConfig`` geometry:
   jitter, cube rotation and size spread raised, see ``DISORDER``);
 * models: the default (lean) architecture via ``pw.Im2Spec`` / ``pw.Spec2Im`` and
-  ``pw.train`` defaults, im2spec with 10 and 2 latents and spec2im with 10, each over
+  ``pw.train`` defaults, im2spec and spec2im with 10 and 2 latents, each over
   ``--seeds`` training seeds (weight initialisation and batch order), reported as
   mean ± sd over seeds;
 * baselines (``plasmonwidgets.analysis.baselines``) fitted on the training half only, and
@@ -38,10 +38,10 @@ from plasmonwidgets import pretrained
 from plasmonwidgets.analysis import evaluate
 from plasmonwidgets.analysis.baselines import default_baselines, strongest_baseline
 from plasmonwidgets.simulate import GeometryParams
-from plasmonwidgets.simulate.scene import SceneConfig, simulate_scene
+from plasmonwidgets.simulate.quasistatic.scene import QuasistaticSceneConfig, simulate_quasistatic_scene
 
 #: (direction, latent size) of the networks evaluated
-MODELS = (("im2spec", 10), ("im2spec", 2), ("spec2im", 10))
+MODELS = (("im2spec", 10), ("im2spec", 2), ("spec2im", 10), ("spec2im", 2))
 #: geometry of the "stronger disorder" held-out scene (defaults: jitter 0.35 nm, rotation
 #: sd 0.04 rad, side sd 0.9 nm)
 DISORDER = dict(jitter=1.5, rotation_sd=0.15, side_sd=1.8)
@@ -65,9 +65,9 @@ def scenes(size: int) -> tuple[object, dict[str, object]]:
             "scene 1 (validation)": tiles(pw.datasets.nanocube_array(seed=1, size=size))}
     for seed in (2, 3):
         sets[f"scene {seed}"] = tiles(pw.datasets.nanocube_array(seed=seed, size=size))
-    cfg = SceneConfig(geometry=GeometryParams(**DISORDER))
+    cfg = QuasistaticSceneConfig(geometry=GeometryParams(**DISORDER))
     sets["scene 4, stronger disorder"] = tiles(
-        simulate_scene(seed=4, size=size, config=cfg).to_spectrum_image())
+        simulate_quasistatic_scene(seed=4, size=size, config=cfg).to_spectrum_image())
     return train, sets
 
 

@@ -48,10 +48,19 @@ def small_trained():
     import plasmonwidgets as pw
 
     torch.set_num_threads(1)
-    si = pw.datasets.nanocube_array(seed=0, size=32).bin(energy=4)
+    si = pw.datasets.nanocube_array(seed=0, size=32, physics="toy").bin(energy=4)
     pairs = pw.make_tiles(si, window=16)
     train, test = pairs.split("halves")
     model = pw.Im2Spec(window=16, n_energy=si.n_energy, latent_dim=2, n_filters_enc=8, n_filters_dec=8,
                        device="cpu")
     pw.train(model, train, test, epochs=1)
     return si, pairs, train, test, model
+
+
+@pytest.fixture(scope="session")
+def builtin_dataset_cached() -> None:
+    """The built-in scan simulated and cached on disk before a server or notebook needs it:
+    a page waits at most seconds for it then, not the simulation's minute."""
+    from plasmonwidgets.app.cli import prepare_builtin_dataset
+
+    prepare_builtin_dataset()

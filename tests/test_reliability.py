@@ -439,7 +439,7 @@ def test_failed_training_run_in_the_dashboard_keeps_the_model_and_the_page(tmp_p
     from plasmonwidgets import pretrained
     from plasmonwidgets.app.dashboard import Dashboard
 
-    si = pw.datasets.nanocube_array(seed=0, size=32).bin(energy=4)
+    si = pw.datasets.nanocube_array(seed=0, size=32, physics="toy").bin(energy=4)
     d = Dashboard(si, data_dir=tmp_path, use_pretrained=False, decode_mode="sync", epochs=1)
     try:
         key = ("im2spec", 2)

@@ -33,8 +33,9 @@ __all__ = ["DIRECTIONS", "EvaluationTable", "MetricSummary", "compare_regions", 
 #: columns of a summary, in table order
 COLUMNS = ("n", "mean", "median", "p95", "p99", "max", "pooled")
 
-#: the region whose tiles the "non-vacuum" rows leave out
-VACUUM = "vacuum"
+#: the regions with no particle in them (vacuum beyond a tear, bare support beyond a film
+#: edge), whose tiles the "non-vacuum" rows leave out
+EMPTY_REGIONS = ("vacuum", "support")
 
 
 @dataclass(frozen=True)
@@ -317,7 +318,8 @@ def evaluate(predictor: Any, pairs: Any, *, direction: str | None = None, name: 
     -------
     EvaluationTable
         Rows ``"all"``, ``"region: <name>"`` (regions present, in label order), and for
-        spec2im ``"non-vacuum"`` (when region labels are known), ``"symmetrised"`` and
+        spec2im ``"non-vacuum"`` (when region labels are known: every tile but those of
+        :data:`EMPTY_REGIONS`, vacuum and bare support), ``"symmetrised"`` and
         ``"symmetrised, non-vacuum"``: prediction and truth both averaged over the 4
         rotations about the probe pixel.
 
@@ -361,7 +363,7 @@ def evaluate(predictor: Any, pairs: Any, *, direction: str | None = None, name: 
                 rows[f"region: {region}"] = summarise(values[m], sq_err[m], sq_true[m])
 
     if role.target_kind == "image":  # tiles: vacuum and rotation-symmetric rows
-        keep = None if names is None else names != VACUUM
+        keep = None if names is None else ~np.isin(names, EMPTY_REGIONS)
         if keep is not None:
             rows["non-vacuum"] = summarise(values[keep], sq_err[keep], sq_true[keep])
         ps, ts = _rotation_average(pred), _rotation_average(y)

@@ -15,7 +15,7 @@ WINDOW = 8
 
 @pytest.fixture(scope="module")
 def pairs():
-    si = pw.datasets.nanocube_array(size=48, n_energy=32, cache=False)
+    si = pw.datasets.nanocube_array(size=48, n_energy=32, cache=False, physics="toy")
     return pw.make_tiles(si, window=WINDOW)
 
 

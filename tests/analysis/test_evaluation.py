@@ -131,7 +131,7 @@ def test_unclear_or_inconsistent_inputs_are_refused(rng):
 
 
 def test_a_model_on_a_simulated_scene_gets_region_rows_from_its_metadata():
-    si = pw.datasets.nanocube_array(seed=0, size=32).bin(energy=4)
+    si = pw.datasets.nanocube_array(seed=0, size=32, physics="toy").bin(energy=4)
     _, test = pw.make_tiles(si, window=16).split("halves")
     model = pw.Im2Spec(window=16, n_energy=si.n_energy, latent_dim=2, device="cpu")
     table = evaluate(model, test)

@@ -473,7 +473,7 @@ def test_small_scan_trains_without_a_validation_block():
     import plasmonwidgets as pw
     from plasmonwidgets.widgets import Dashboard
 
-    small = Dashboard(pw.datasets.nanocube_array(seed=0, size=24), use_pretrained=False,
+    small = Dashboard(pw.datasets.nanocube_array(seed=0, size=24, physics="toy"), use_pretrained=False,
                       decode_mode="sync")
     small.select_tab("Train")
     small.epochs.value = 1  # the Train tab's epochs control
@@ -491,7 +491,7 @@ def test_mismatched_file_offers_training(si, tmp_path):
     from plasmonwidgets import datasets
     from plasmonwidgets.app.dashboard import Dashboard
 
-    other = datasets.nanocube_array(seed=3, size=32, n_energy=60)
+    other = datasets.nanocube_array(seed=3, size=32, n_energy=60, physics="toy")
     other.save(tmp_path / "mine.npz")
     d = Dashboard(si, data_dir=tmp_path, decode_mode="sync", epochs=1)
     try:
@@ -801,7 +801,7 @@ def test_tile_window_and_split_direction_are_the_users_choice(tmp_path):
     import plasmonwidgets as pw
     from plasmonwidgets.app.dashboard import Dashboard
 
-    big = pw.datasets.nanocube_array(seed=0, size=32)
+    big = pw.datasets.nanocube_array(seed=0, size=32, physics="toy")
     d = Dashboard(big, data_dir=tmp_path, decode_mode="sync", use_pretrained=False)
     try:
         d.select_tab("Data")
@@ -829,7 +829,7 @@ def test_tile_window_and_split_direction_are_the_users_choice(tmp_path):
         assert d.split_used == "top / bottom" and train[:, 0].max() < test[:, 0].min()
 
         # SI pixels on an oversampled HAADF: 3 SI px = 6 HAADF px at scale 2
-        d.set_si(pw.datasets.nanocube_array(seed=0, size=24, scale=2))
+        d.set_si(pw.datasets.nanocube_array(seed=0, size=24, scale=2, physics="toy"))
         d.set_tiling(window=3, window_unit="si", split_axis=None)
         assert d.pairs.window == 6 and d.tile_pixels() == 6
         d.select_tab("Train")

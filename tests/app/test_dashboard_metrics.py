@@ -61,7 +61,7 @@ def test_table_values_are_evaluates(dashboard):
                     [getattr(fresh[row], c) for c in ("mean", "median", "p95", "max")])
             s = fresh.overall
             regions = [r[len("region: "):] for r in fresh.rows if r.startswith("region: ")]
-            assert {"interior", "gap", "vacancy", "hole", "edge", "vacuum"} <= set(regions)
+            assert {"interior", "gap", "vacancy", "hole", "edge", "support"} <= set(regions)
             # the row: how it was trained, mean, median, p95, max, then the mean of each region
             cells = [format_percent(v) for v in (s.mean, s.median, s.p95, s.max)]
             cells += [format_percent(fresh[f"region: {r}"].mean) for r in regions]

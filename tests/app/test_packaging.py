@@ -99,7 +99,7 @@ def test_installed_wheel_imports_finds_its_files(wheel_env, tmp_path):
 
 
 @pytest.mark.slow
-def test_installed_demo_serves_the_dashboard(wheel_env, tmp_path):
+def test_installed_demo_serves_the_dashboard(wheel_env, tmp_path, builtin_dataset_cached):
     from plasmonwidgets.app.voila_process import VoilaProcess, free_port
 
     port = free_port()

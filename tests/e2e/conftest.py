@@ -55,6 +55,11 @@ def _require_browser():
     return sync_playwright
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _builtin_dataset(builtin_dataset_cached) -> None:
+    """Every server here serves the built-in scan: simulate it before the first one starts."""
+
+
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)

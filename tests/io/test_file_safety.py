@@ -390,7 +390,7 @@ def test_lazy_read_errors_leaves_other_errors_alone():
 
 
 def test_every_loaded_or_simulated_si_has_a_source_name(tmp_path, dm4):
-    sim = pw.datasets.nanocube_array(seed=0, size=16, n_energy=20)
+    sim = pw.datasets.nanocube_array(seed=0, size=16, n_energy=20, physics="toy")
     assert "simulated" in sim.metadata["source"]["name"]
     for ext in ("hspy", "npz"):
         assert pw.load(sim.save(tmp_path / f"s.{ext}")).metadata["source"]["name"] == f"s.{ext}"

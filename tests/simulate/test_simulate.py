@@ -233,7 +233,7 @@ def test_every_region_type_in_every_half_and_quadrant(size, seed):
 
 
 def test_scene_regions_match_ground_truth_in_metadata(cache_dir):
-    si = datasets.nanocube_array(seed=2, size=64, n_energy=20)
+    si = datasets.nanocube_array(seed=2, size=64, n_energy=20, physics="toy")
     md = si.metadata
     assert md["region_names"] == list(REGION_NAMES)
     assert md["regions"].shape == (64, 64) and md["regions"].dtype == np.int8
@@ -280,7 +280,7 @@ def test_haadf_oversampling_shape_and_consistency():
     np.testing.assert_array_equal(fine.clean, coarse.clean)
     binned = fine.haadf.reshape(20, 3, 20, 3).mean(axis=(1, 3))
     assert np.corrcoef(binned.ravel(), coarse.haadf.ravel())[0, 1] > 0.98
-    si = datasets.nanocube_array(seed=0, size=20, n_energy=8, scale=3, cache=False)
+    si = datasets.nanocube_array(seed=0, size=20, n_energy=8, scale=3, cache=False, physics="toy")
     assert si.haadf.shape == (60, 60) and si.scale == 3
 
 
@@ -293,7 +293,7 @@ def test_zlp_tail_ground_truth():
     assert np.ptp(s.zlp_r) > 0.1 and np.ptp(s.zlp_a) > 0  # per-pixel parameters
     # the tail dominates below the plasmon peaks, so ZLP removal has real work to do
     assert np.all(s.tail[..., 0] > 10 * s.clean[..., 0])
-    si = datasets.nanocube_array(seed=0, size=20, n_energy=50, zlp_tail=True, cache=False)
+    si = datasets.nanocube_array(seed=0, size=20, n_energy=50, zlp_tail=True, cache=False, physics="toy")
     assert si.energy[0] == pytest.approx(0.05)
     assert si.metadata["zlp_tail"]["a"].shape == (20, 20)
 
@@ -333,8 +333,11 @@ def test_bad_arguments_raise_value_error(kwargs, match):
 
 # --- public dataset entry and its caches --------------------------------------------
 
-def test_default_dataset(cache_dir):
+def test_default_dataset(builtin_dataset_cached):
+    # the built-in scan, from the shared cache: simulating it again here would cost a minute
     si = datasets.nanocube_array()
+    assert si.metadata["simulation"]["physics"] == "quasistatic"
+    assert si.metadata["region_names"][-1] == "support"  # bare support beyond the film edge
     assert si.scan_shape == (96, 96) and si.n_energy >= 96
     assert si.energy[0] == pytest.approx(0.2) and si.energy[-1] == pytest.approx(1.2)
     assert si.haadf.shape == (96, 96) and si.pixel_unit == "nm"
@@ -347,7 +350,7 @@ def test_default_dataset(cache_dir):
 
 
 def test_cache_memory_disk_and_isolation(cache_dir, monkeypatch):
-    kwargs = {"seed": 7, "size": 16, "n_energy": 10}
+    kwargs = {"seed": 7, "size": 16, "n_energy": 10, "physics": "toy"}
     first = datasets.nanocube_array(**kwargs)
     files = list(cache_dir.glob("nanocube_array-*.npz"))
     assert len(files) == 1
@@ -378,7 +381,7 @@ def test_cache_memory_disk_and_isolation(cache_dir, monkeypatch):
 
 
 def test_corrupted_cache_file_is_regenerated(cache_dir):
-    kwargs = {"seed": 8, "size": 16, "n_energy": 10}
+    kwargs = {"seed": 8, "size": 16, "n_energy": 10, "physics": "toy"}
     good = datasets.nanocube_array(**kwargs)
     (path,) = cache_dir.glob("nanocube_array-*.npz")
     path.write_bytes(b"this is not an npz file")
@@ -391,6 +394,6 @@ def test_corrupted_cache_file_is_regenerated(cache_dir):
 
 
 def test_cache_false_bypasses_caches(cache_dir):
-    si = datasets.nanocube_array(seed=9, size=16, n_energy=6, cache=False)
+    si = datasets.nanocube_array(seed=9, size=16, n_energy=6, cache=False, physics="toy")
     assert not list(cache_dir.glob("*.npz"))
     assert si.scan_shape == (16, 16)

@@ -21,7 +21,7 @@ WINDOW = 8
 
 @pytest.fixture(scope="module")
 def data():
-    si = pw.datasets.nanocube_array(size=32, n_energy=32, cache=False)
+    si = pw.datasets.nanocube_array(size=32, n_energy=32, cache=False, physics="toy")
     pairs = pw.make_tiles(si, window=WINDOW)
     torch.manual_seed(0)
     model = pw.Im2Spec(window=WINDOW, n_energy=32, latent_dim=2, n_filters_enc=8,

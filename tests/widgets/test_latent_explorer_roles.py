@@ -19,7 +19,7 @@ WINDOW, N_ENERGY = 8, 24
 
 @pytest.fixture(scope="module")
 def data():
-    si = pw.datasets.nanocube_array(size=24, n_energy=N_ENERGY, cache=False)
+    si = pw.datasets.nanocube_array(size=24, n_energy=N_ENERGY, cache=False, physics="toy")
     pairs = pw.make_tiles(si, window=WINDOW)
     torch.manual_seed(0)
     im2spec = pw.Im2Spec(window=WINDOW, n_energy=N_ENERGY, latent_dim=2, n_filters_enc=8,

@@ -29,7 +29,7 @@ WINDOW, N_E = 8, 60
 
 @pytest.fixture(scope="module")
 def si():
-    return pw.datasets.nanocube_array(seed=0, size=32, n_energy=N_E, cache=False)
+    return pw.datasets.nanocube_array(seed=0, size=32, n_energy=N_E, cache=False, physics="toy")
 
 
 @pytest.fixture(scope="module")

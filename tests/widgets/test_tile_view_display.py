@@ -19,7 +19,7 @@ WINDOW = 8
 
 @pytest.fixture(scope="module")
 def si():
-    return pw.datasets.nanocube_array(seed=0, size=32, n_energy=60, cache=False)
+    return pw.datasets.nanocube_array(seed=0, size=32, n_energy=60, cache=False, physics="toy")
 
 
 @pytest.fixture(scope="module")

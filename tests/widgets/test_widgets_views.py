@@ -405,7 +405,7 @@ def test_on_simulated_nanocubes():
     """The simulator's SI end to end: regions overlay, NMF, probe link with a model."""
     from plasmonwidgets import datasets
 
-    sim = datasets.nanocube_array(seed=0, size=32, n_energy=60, cache=False)
+    sim = datasets.nanocube_array(seed=0, size=32, n_energy=60, cache=False, physics="toy")
     v = HAADFViewer(sim)
     regions = sim.metadata["regions"]
     v.set_overlay(regions, cmap="labels", label="region")

@@ -34,7 +34,7 @@ NMSE_HELP = ("NMSE: squared error of the predicted spectrum (im2spec) or tile (s
              "what the paper quotes")
 
 #: how the page names the evaluation's regions
-REGION_LABELS = {"vacuum": "vacuum (beyond the edge)"}
+REGION_LABELS = {"vacuum": "vacuum (beyond the edge)", "support": "bare support (beyond the edge)"}
 
 # (kind, fingerprints...) -> EvaluationTable; shared by every dashboard of this process
 _CACHE: OrderedDict[tuple, Any] = OrderedDict()
@@ -251,8 +251,8 @@ class ModelMetrics:
         for t in known:
             regions += [r[len("region: "):] for r in t.rows if r.startswith("region: ")
                         and r[len("region: "):] not in regions]
-        extras = [("non-vacuum", "without vacuum",
-                   "mean NMSE over the tiles that are not vacuum"),
+        extras = [("non-vacuum", "on the film",
+                   "mean NMSE over the tiles centred on the film (not on vacuum or bare support)"),
                   ("symmetrised", "rotation-averaged",
                    "mean NMSE of prediction and truth both averaged over the 4 rotations about the "
                    "probe: what a spectrum can determine (it cannot tell a structure from its "

@@ -28,6 +28,8 @@ scan and interpolated, so the far sites cost ~``far_nodes``² beams instead of e
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -183,6 +185,15 @@ def _cheb_matrix(x: np.ndarray, lo: float, hi: float, m: int) -> tuple[np.ndarra
     return nodes, np.linalg.solve(v_nodes.T, v_x.T).T
 
 
+def _cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one), at most 8."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
+
+
 class EmbeddedDipoles:
     """Coupled dipoles of the explicit cubes embedded in a coarse-grained perfect film.
 
@@ -207,6 +218,9 @@ class EmbeddedDipoles:
         eigendecomposition per scene (:mod:`.oscillators`), the film with ``film_material``
         (ωp, γ); ``susceptibility`` must be that material's exact χ: the few-pole truncation is
         corrected with it (the exact mean-material response minus its few-pole version).
+    threads : int, optional
+        Threads that project chunks of beams in :meth:`loss` at once (default: the cores this
+        process may use, at most 8). The result does not depend on it.
 
     The coupling is the unscreened G between the particles' total charges (as in
     :class:`.coupling.Cluster`); divide the loss by ε_m as the scene does.
@@ -226,8 +240,10 @@ class EmbeddedDipoles:
 
     def __init__(self, beam: Beam, susceptibility, centers, volumes, r0, film: FarFilm, far_nodes: int = 14,
                  sides=None, film_side: float | None = None, rotations=None, film_rotation: float = 0.0,
-                 site_susceptibilities=None, site_materials=None, poles=None, film_material=None):
+                 site_susceptibilities=None, site_materials=None, poles=None, film_material=None,
+                 threads: int | None = None):
         self.beam = beam
+        self.threads = threads
         self.site_susceptibilities = site_susceptibilities
         self.susceptibility = susceptibility
         near = np.asarray(centers, float).reshape(-1, 2)
@@ -338,7 +354,8 @@ class EmbeddedDipoles:
             # the (E, chunk, modes) coefficients stay below ~2e7 numbers (K + 1 times the modes)
             chunk = max(4, min(chunk, int(2e7 // (len(energy) * len(self.lam_plane)))))
             interp, w_plane, w_z = (x.astype(dt) for x in (interp, w_plane, w_z))
-        for start in range(0, len(beams), chunk):
+
+        def fill(start: int) -> None:
             b = beams[start:start + chunk]
             pc = len(b)
             c_plane = np.empty((m, pc, len(self.lam_plane)), dtype=dt)
@@ -356,6 +373,17 @@ class EmbeddedDipoles:
             np.square(cz, out=cz)
             im = np.matmul(cp, w_plane[:, :, None])[..., 0] + np.matmul(cz, w_z[:, :, None])[..., 0]
             out[start:start + pc] = (im * pref[:, None]).T
+
+        # Chunks of beams are independent and numpy releases the GIL in their products: one
+        # single-threaded BLAS call per core beats one multi-threaded call on matrices this small.
+        starts = range(0, len(beams), chunk)
+        workers = min(self.threads or _cores(), len(starts))
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(fill, starts))
+        else:
+            for start in starts:
+                fill(start)
         return out
 
     def _dense_loss(self, beams: np.ndarray, energy: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Scene-level quasi-static simulator of a nanocube film (opt-in; see docs/physics.md).
+"""Scene-level quasi-static simulator of a nanocube film: the built-in dataset (docs/physics.md).
 
 The loss at every beam position is assembled from two parts that overlap nowhere:
 
@@ -54,7 +54,7 @@ from .oscillators import pole_model
 __all__ = ["QS_REGION_NAMES", "QS_SIMULATOR_VERSION", "QuasistaticSceneConfig", "simulate_quasistatic_scene"]
 
 #: Bumped whenever a change alters the generated numbers.
-QS_SIMULATOR_VERSION = "qs-0.3"
+QS_SIMULATOR_VERSION = "qs-1.0"
 
 #: Region labels: as the dipole scene's, with bare support (not vacuum) beyond the film edge.
 QS_REGION_NAMES = tuple("support" if n == "vacuum" else n for n in REGION_NAMES)
@@ -82,16 +82,16 @@ class QuasistaticSceneConfig:
     near_field : couple neighbouring cubes through the boundary-element-calibrated pair tensor of
         :mod:`.nearfield` (longitudinal coupling × ~0.65, transverse × ~1.15 at 1–5 nm gaps)
         instead of the plain point-dipole field (docs/physics.md, "How strong is the film's
-        coupling"). Off by default for now.
+        coupling"). On by default; False gives the point-dipole field.
     depletion : width (nm) of the carrier-depleted surface layer of each cube. Doped-oxide
         nanocrystals carry their free electrons in a core of side a − 2·depletion inside an
         undoped, non-plasmonic shell; the core sets the dipole volume of the lattice, the
         near-field factors' side and the local modes' size, while the single-cube resonance
-        keeps the fitted Drude parameters (they describe whole dispersed nanocrystals). 0 (the
-        default) is a homogeneous cube (docs/physics.md, "What sets the local variety").
+        keeps the fitted Drude parameters (they describe whole dispersed nanocrystals). Default 1.5 nm
+        (docs/physics.md, "What sets the local variety"); 0 is a homogeneous cube.
     lattice_materials : give every explicit cube its own Drude ωp and γ in the coupled lattice
         too (buffer cubes draw theirs from the same distributions), not only in its local modes.
-        False: the mean material (default). ``"oscillators"``: the cubes' responses as
+        False: the mean material. ``"oscillators"`` (default): the cubes' responses as
         ``lattice_poles`` Lorentz oscillators with one eigendecomposition per scene
         (:mod:`.oscillators`; the pole truncation is corrected with the mean material's exact
         response, per-cube γ enters each collective mode to first order); 2–4× the mean
@@ -105,10 +105,11 @@ class QuasistaticSceneConfig:
 
     Examples
     --------
-    A configuration with the near-field pair tensor switched on; the scene itself needs the
-    cube's boundary-element modes and coupling table (cached on disk after the first run):
+    The earlier, homogeneous film (plain dipole coupling, no depleted shell, the mean material
+    in the lattice); the scene itself needs the cube's boundary-element modes and coupling
+    table (cached on disk after the first run):
 
-    >>> cfg = QuasistaticSceneConfig(near_field=True)
+    >>> cfg = QuasistaticSceneConfig(near_field=False, depletion=0.0, lattice_materials=False)
     >>> cfg.eps_host, cfg.film_radius
     (2.0, 100.0)
     >>> scene = simulate_quasistatic_scene(seed=0, size=32, n_energy=40, config=cfg)  # doctest: +SKIP
@@ -138,9 +139,9 @@ class QuasistaticSceneConfig:
     film_radius: float = 100.0
     block_ratio: float = 2.0
     far_nodes: int = 14
-    near_field: bool = False
-    depletion: float = 0.0
-    lattice_materials: bool | str = False
+    near_field: bool = True
+    depletion: float = 1.5
+    lattice_materials: bool | str = "oscillators"
     lattice_poles: int | None = 3
     oscillator_nodes: int = 4
 
