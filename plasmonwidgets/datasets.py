@@ -113,8 +113,9 @@ def nanocube_array(
     noise : bool
         Poisson noise on the spectra, Poisson + read noise on the HAADF.
     zlp_tail : bool
-        Add a residual zero-loss tail A·E^(−r) with per-pixel A, r (ground truth in
-        ``metadata["zlp_tail"]``).
+        The raw instrument: a residual zero-loss tail A·E^(−r) with per-pixel A, r, and (the
+        quasi-static scene) an energy axis that drifts by 10 meV over the scan and jitters by
+        3 meV per pixel (ground truth in ``metadata["zlp_tail"]``: "a", "r", "energy_offset").
     pixel_size : float
         SI pixel in nm (default 2 nm: a 16-pixel tile shows a cube and its neighbours).
     cache : bool

@@ -109,6 +109,63 @@ def zlp_tail(
     return tail, a, r
 
 
+def energy_drift(rng: np.random.Generator, shape: tuple[int, int], *, drift: float = 0.010,
+                 jitter: float = 0.003) -> np.ndarray:
+    """Per-pixel energy-axis offsets (eV) of a scan: a spectrometer drift plus jitter.
+
+    The drift grows linearly with the acquisition order (row by row) from 0 to ``drift`` eV
+    with a random sign, as the high-tension and spectrometer drift over a scan; each pixel
+    adds a Gaussian jitter of standard deviation ``jitter`` eV (the zero-loss peak's
+    position fluctuating between read-outs).
+
+    Returns
+    -------
+    (h, w) float64, eV: the loss a channel labelled E records is E − offset
+    (:func:`shift_spectra`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> off = energy_drift(np.random.default_rng(0), (16, 16), drift=0.01, jitter=0.0)
+    >>> off.shape, round(abs(off[-1, -1]), 3), off[0, 0]
+    ((16, 16), 0.01, 0.0)
+    """
+    h, w = shape
+    order = np.arange(h * w, dtype=np.float64).reshape(h, w) / max(h * w - 1, 1)
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    return sign * drift * order + jitter * rng.standard_normal(shape)
+
+
+def shift_spectra(spectra: np.ndarray, energy: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """Spectra recorded with an energy axis off by ``offset``: out[..., k] = s(E_k − offset).
+
+    Linear interpolation between channels on a uniform axis; beyond the first and last
+    channel the edge value is kept.
+
+    Parameters
+    ----------
+    spectra : (..., E) on the uniform axis ``energy`` (E,) eV.
+    offset : (...) eV, one per spectrum.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> e = np.linspace(0.0, 1.0, 11)
+    >>> shift_spectra(e[None, :], e, np.array([0.1]))[0, 1:4].round(3)   # features move up by 0.1 eV
+    array([0. , 0.1, 0.2])
+    """
+    spectra = np.asarray(spectra, dtype=np.float64)
+    step = (energy[-1] - energy[0]) / (len(energy) - 1)
+    pos = np.arange(len(energy))[None, :] - (np.asarray(offset, np.float64).reshape(-1, 1) / step)
+    pos = np.clip(pos, 0.0, len(energy) - 1.0)
+    lo = np.minimum(np.floor(pos).astype(int), len(energy) - 2)
+    frac = pos - lo
+    flat = spectra.reshape(-1, len(energy))
+    rows = np.arange(len(flat))[:, None]
+    out = (1.0 - frac) * flat[rows, lo] + frac * flat[rows, lo + 1]
+    return out.reshape(spectra.shape)
+
+
 def poisson(rng: np.random.Generator, expected: np.ndarray) -> np.ndarray:
     """Shot-noise counts drawn from non-negative expected counts (float64 array).
 

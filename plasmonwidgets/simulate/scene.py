@@ -78,6 +78,8 @@ class SceneResult:
     particles : dict of arrays, centers (N, 2) (y, x) nm, sides (N,) nm, rotations (N,) rad.
     simulation : dict of JSON-serialisable scalars: every parameter used.
     zlp_a, zlp_r : (h, w) tail parameters, tail = dose·ΔE·zlp_a·E^(−zlp_r); None without tail.
+    energy_offset : (h, w) eV, the energy-axis drift and jitter of each recorded spectrum
+        (:func:`~.instrument.energy_drift`; the quasi-static scene's raw mode), else None.
     pixel_size : SI pixel, nm. scale : HAADF oversampling s.
     layout : the :class:`~plasmonwidgets.simulate.geometry.Layout` (not cached on disk).
 
@@ -104,12 +106,14 @@ class SceneResult:
     zlp_a: np.ndarray | None = None
     zlp_r: np.ndarray | None = None
     layout: Layout | None = None
+    energy_offset: np.ndarray | None = None
 
     def to_spectrum_image(self):
         """The scene as a :class:`~plasmonwidgets.SpectrumImage` with ground truth in metadata.
 
         metadata keys: ``title``, ``particles``, ``regions``, ``region_names``,
-        ``simulation`` and, with a ZLP tail, ``zlp_tail`` = {"a": (h, w), "r": (h, w)}.
+        ``simulation`` and, with a ZLP tail, ``zlp_tail`` = {"a": (h, w), "r": (h, w)} (plus
+        "energy_offset" (h, w) eV where the energy axis drifts).
         """
         from ..spectrum_image import SpectrumImage
 
@@ -122,6 +126,8 @@ class SceneResult:
         }
         if self.zlp_a is not None:
             metadata["zlp_tail"] = {"a": self.zlp_a.copy(), "r": self.zlp_r.copy()}
+            if self.energy_offset is not None:
+                metadata["zlp_tail"]["energy_offset"] = self.energy_offset.copy()
         return SpectrumImage(
             self.spectra.copy(), self.energy.copy(), self.haadf.copy(), scale=self.scale,
             pixel_size=self.pixel_size, pixel_unit="nm", metadata=metadata,

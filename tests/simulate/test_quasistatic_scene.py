@@ -398,3 +398,27 @@ def test_per_cube_lattice_materials_as_oscillators_match_the_dense_solve():
     assert np.median(_nmse(a, b)) < 0.25 * np.median(_nmse(m, b))
     peak = lambda s: np.argmax(ndimage.gaussian_filter1d(s, 2, axis=1), axis=1)  # noqa: E731
     assert np.abs(peak(a) - peak(b)).max() <= 1
+
+
+def test_raw_instrument_adds_a_tail_and_a_drifting_energy_axis():
+    """zlp_tail=True records clean + tail on an energy axis that drifts over the scan and jitters
+    per pixel; the ground truth (clean, tail, offsets) stays available."""
+    kw = {"seed": 2, "size": 16, "n_energy": 40, "e_min": 0.05, "noise": False, "config": CFG}
+    plain = simulate_quasistatic_scene(**kw)
+    raw = simulate_quasistatic_scene(**kw, zlp_tail=True)
+    np.testing.assert_array_equal(raw.clean, plain.clean)
+    off = raw.energy_offset
+    assert off.shape == (16, 16) and plain.energy_offset is None
+    drift = off.ravel()  # linear in the acquisition order (0 -> ±10 meV) plus the jitter
+    trend = np.polyfit(np.arange(drift.size), drift, 1)
+    assert abs(np.polyval(trend, drift.size - 1) - np.polyval(trend, 0)) == pytest.approx(CFG.energy_drift,
+                                                                                            rel=0.2)
+    assert np.std(drift - np.polyval(trend, np.arange(drift.size))) == pytest.approx(CFG.energy_jitter,
+                                                                                       rel=0.2)
+    e = raw.energy
+    total = np.asarray(raw.clean, np.float64) + np.asarray(raw.tail, np.float64)
+    for r, c in ((0, 0), (7, 9), (15, 15)):
+        want = np.interp(e - off[r, c], e, total[r, c])  # channel E records the loss E - offset
+        np.testing.assert_allclose(raw.spectra[r, c], want, rtol=1e-5)
+    meta = raw.to_spectrum_image().metadata["zlp_tail"]
+    np.testing.assert_array_equal(meta["energy_offset"], off)

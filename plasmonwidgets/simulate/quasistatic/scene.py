@@ -40,7 +40,7 @@ from ..eels import bulk_loss, single_particle_loss
 from ..geometry import REGION_NAMES, GeometryParams, Layout, generate_layout, region_map
 from ..geometry import projected_thickness as _thickness
 from ..haadf import HAADFParams, block_mean, render_haadf
-from ..instrument import broaden, channel_average, poisson
+from ..instrument import broaden, channel_average, energy_drift, poisson, shift_spectra
 from ..instrument import zlp_tail as _zlp_tail
 from ..scene import DEFAULT_DOSE, SceneResult, _fine_energy_grid, validate_arguments
 from ._blas import single_threaded_blas
@@ -78,6 +78,9 @@ class QuasistaticSceneConfig:
     local_radius : (inner, outer) distance from a cube's centre, in sides, within which its
         full modes replace its dipole (tapered between the two; outer ≤ the table's 2.5).
     support_thickness, support_eps : the membrane's weak, flat loss.
+    zlp_amplitude, energy_drift, energy_jitter : the raw instrument (``zlp_tail=True``): the
+        residual zero-loss tail's amplitude at 0.2 eV, and the energy axis's drift over the
+        scan and per-pixel jitter (eV; :func:`~..instrument.energy_drift`).
     n_nodes : Chebyshev nodes in ln E for the dipoles' beam field (6 agree with 16 to 1e-9 NMSE).
     near_field : couple neighbouring cubes through the boundary-element-calibrated pair tensor of
         :mod:`.nearfield` (longitudinal coupling × ~0.65, transverse × ~1.15 at 1–5 nm gaps)
@@ -134,6 +137,8 @@ class QuasistaticSceneConfig:
     support_thickness: float = 10.0
     support_eps: complex = 3.0 + 0.15j
     zlp_amplitude: float = 0.01
+    energy_drift: float = 0.010
+    energy_jitter: float = 0.003
     oversample: int = 4
     n_nodes: int = 6
     film_radius: float = 100.0
@@ -286,7 +291,7 @@ def simulate_quasistatic_scene(
     seed, size, n_energy, e_min, e_max, scale, dose, pixel_size = validate_arguments(
         seed, size, n_energy, e_min, e_max, scale, dose, pixel_size)
     cfg = config or QuasistaticSceneConfig()
-    seeds = np.random.SeedSequence(seed).spawn(7)  # the first six as before: same scenes
+    seeds = np.random.SeedSequence(seed).spawn(8)  # the first seven as before: same scenes
     geo_rng, tail_rng, noise_rng, haadf_rng, mat_rng = (np.random.default_rng(s) for s in seeds[:5])
     far_seed = int(seeds[5].generate_state(1)[0])
     field_nm = size * pixel_size
@@ -352,12 +357,16 @@ def simulate_quasistatic_scene(
     gamma = channel_average(gamma, first, n_sub, n_energy)
     clean = (dose * step * gamma).reshape(size, size, n_energy)
 
-    if zlp_tail:
+    if zlp_tail:  # the raw instrument: a residual zero-loss tail and a drifting energy axis
         tail_p, zlp_a, zlp_r = _zlp_tail(tail_rng, (size, size), energy, cfg.zlp_amplitude)
         tail = dose * step * tail_p
+        offset = energy_drift(np.random.default_rng(seeds[7]), (size, size), drift=cfg.energy_drift,
+                              jitter=cfg.energy_jitter)
+        recorded = shift_spectra(clean + tail, energy, offset)
     else:
-        tail, zlp_a, zlp_r = np.zeros_like(clean), None, None
-    spectra = poisson(noise_rng, clean + tail) if noise else clean + tail
+        tail, zlp_a, zlp_r, offset = np.zeros_like(clean), None, None, None
+        recorded = clean
+    spectra = poisson(noise_rng, recorded) if noise else recorded
     if scale > 1:
         thick_si = _thickness(layout, (size * scale * os_si,) * 2, pixel_size / (scale * os_si))
     haadf_clean, haadf = render_haadf(thick_si, np.ones_like(thick_si), os_si, pixel_size / scale,
@@ -391,6 +400,7 @@ def simulate_quasistatic_scene(
         haadf_clean=f32(haadf_clean), thickness=f32(thickness), regions=regions,
         region_names=list(QS_REGION_NAMES), particles=particles, simulation=simulation,
         pixel_size=pixel_size, scale=scale, zlp_a=zlp_a, zlp_r=zlp_r, layout=layout,
+        energy_offset=offset,
     )
 
 
