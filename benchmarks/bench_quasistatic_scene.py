@@ -279,14 +279,23 @@ def learnability(epochs: int, size: int = 96, seeds: int = 2) -> dict:
     return out
 
 
-def _config(settings: list[str]):
-    """QuasistaticSceneConfig with ``name=value`` overrides (``geometry.name=value`` for the layout)."""
+def _config(settings: list[str], homogeneous: bool = False, near_field: bool = False):
+    """QuasistaticSceneConfig with ``name=value`` overrides (``geometry.name=value`` for the layout).
+
+    ``homogeneous`` starts from the earlier film the docs' first sections measure (no depleted
+    shell, plain dipole coupling, the mean material in the lattice); ``near_field`` switches the
+    near-field factors on (they are on in the default).
+    """
     import ast
     from dataclasses import replace
 
     from plasmonwidgets.simulate.quasistatic.scene import QuasistaticSceneConfig
 
     cfg = QuasistaticSceneConfig()
+    if homogeneous:
+        cfg = replace(cfg, depletion=0.0, near_field=False, lattice_materials=False)
+    if near_field:
+        cfg = replace(cfg, near_field=True)
     for item in settings:
         key, _, text = item.partition("=")
         try:
@@ -316,11 +325,15 @@ def main() -> None:
                     help="one scene per size (no cached repeat), e.g. with --set lattice_materials=dense")
     ap.add_argument("--learnability", type=int, default=0, metavar="EPOCHS",
                     help="train im2spec (10 and 2 latents) this many epochs on the halves split")
+    ap.add_argument("--homogeneous", action="store_true",
+                    help="start from the earlier homogeneous film (no shell, plain dipoles, mean material)")
+    ap.add_argument("--near-field", action="store_true",
+                    help="switch the near-field factors on (with --homogeneous; on by default otherwise)")
     args = ap.parse_args()
     os.environ["PLASMONWIDGETS_CACHE"] = tempfile.mkdtemp(prefix="pw-bench-")
     from plasmonwidgets.simulate.quasistatic.scene import simulate_quasistatic_scene
 
-    cfg = _config(args.set)
+    cfg = _config(args.set, homogeneous=args.homogeneous, near_field=args.near_field)
 
     if args.learnability:
         for k, v in learnability(args.learnability).items():
