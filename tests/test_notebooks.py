@@ -19,7 +19,7 @@ CELL_TIMEOUT_S = 600
 def test_notebooks_found():
     names = {p.name for p in PATHS}
     for expected in ("dashboard.ipynb", "01_quickstart.ipynb", "02_im2spec.ipynb",
-                     "03_spec2im.ipynb", "04_your_data.ipynb"):
+                     "03_spec2im.ipynb", "04_your_data.ipynb", "05_autonomous.ipynb"):
         assert expected in names, f"{expected} missing from {NOTEBOOKS}"
 
 

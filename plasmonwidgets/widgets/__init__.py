@@ -17,6 +17,7 @@ _PUBLIC = {
     "ErrorMapPanel": "error_map_panel",
     "LatentExplorer": "latent_explorer",
     "TrainingProgress": "training_progress",
+    "AutonomousPanel": "autonomous_panel",
     "link": "linking",
     "link_probe": "linking",
     "link_training": "training_progress",

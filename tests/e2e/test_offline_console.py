@@ -32,6 +32,7 @@ TAB_READY = {
     "Errors": ".pw-dashboard-tabs .pw-haadf-colorbar",
     "Latent": ".pw-latent-explorer .widget-slider .noUi-handle",
     "Inverse design": ".pw-dashboard-tabs button:has-text('Find structures')",
+    "Autonomous": ".pw-autonomous canvas.pw-haadf-canvas",
 }
 
 

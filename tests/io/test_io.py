@@ -432,7 +432,8 @@ def test_to_hyperspy_with_unstorable_metadata_warns_but_converts():
 
 @pytest.mark.parametrize("ext", FORMATS)
 def test_simulated_dataset_round_trip_with_normalisation(tmp_path, ext):
-    si = pw.datasets.nanocube_array(seed=3, size=24, scale=2, cache=False, physics="toy").normalize("spectrum")
+    si = pw.datasets.nanocube_array(seed=3, size=24, scale=2, cache=False, physics="toy")
+    si = si.normalize("spectrum")
     back = pw.load(si.save(tmp_path / f"sim.{ext}"))
     assert_si_equal(si, back)
     np.testing.assert_array_equal(back.metadata["regions"], si.metadata["regions"])

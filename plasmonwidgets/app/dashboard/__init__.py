@@ -4,7 +4,9 @@ Tabs: **Data** (HAADF viewer, measured and predicted spectrum/tile at the probe,
 summary, loading a user's file) → **NMF** → **Train** (im2spec and spec2im at 2
 and 10 latent dimensions, live progress) → **Errors** (error maps, 2 vs 10 latent,
 error/HAADF correlation) → **Latent** (latent explorer with back-projection) →
-**Inverse design** (which observed structures give a target spectrum).
+**Inverse design** (which observed structures give a target spectrum) → **Autonomous**
+(an autonomous experiment replayed on the scan: measure spectra only where a small
+ensemble is uncertain, watch the error fall).
 
 Opening fast: the built-in dataset is cached on disk by ``datasets``, small
 pre-trained models ship with the package (``plasmonwidgets.pretrained``), and a
@@ -52,14 +54,14 @@ from .errors import ErrorReporting
 from .metrics import ModelMetrics
 from .settings import SMALL_ENV, SPLIT_AXES, TABS, WINDOW_UNITS, defer_models_setting, small_settings
 from .state import DashboardState
-from .tabs import DataTab, DesignTab, ErrorsTab, LatentTab, LazyTabs, NMFTab, TrainTab
+from .tabs import AutonomousTab, DataTab, DesignTab, ErrorsTab, LatentTab, LazyTabs, NMFTab, TrainTab
 from .ui import theme_style
 
 __all__ = ["SMALL_ENV", "SPLIT_AXES", "TABS", "WINDOW_UNITS", "Dashboard", "small_settings"]
 
 
 class Dashboard(ErrorReporting, DashboardState, ModelMetrics, LazyTabs, DataTab, NMFTab, TrainTab, ErrorsTab,
-                LatentTab, DesignTab, ipw.VBox):
+                LatentTab, DesignTab, AutonomousTab, ipw.VBox):
     """The whole workflow in one widget.
 
     Parameters
@@ -103,7 +105,7 @@ class Dashboard(ErrorReporting, DashboardState, ModelMetrics, LazyTabs, DataTab,
     use_button, revert_button : Train tab: put the last run in use / the packaged model back
     model_table(key) : test-half metric table of the model in use (None while computing)
     viewer, spectrum_view, tile_view, probe_link, chooser : Data tab parts
-    nmf_panel, trainers, error_panels, explorers : other tabs' parts
+    nmf_panel, trainers, error_panels, explorers, autonomous_panel : other tabs' parts
     children_by_name : the parts above by name, those of unbuilt tabs left out
 
     Examples

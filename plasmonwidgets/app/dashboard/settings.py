@@ -12,7 +12,7 @@ __all__ = ["AXIS_NAMES", "DEFER_ENV", "KEYS", "MODEL_TABS", "SMALL_ENV", "SPLIT_
 SMALL_ENV = "PLASMONWIDGETS_SMALL"
 #: "0" keeps the Voila page loading its models before the first image (to compare timings)
 DEFER_ENV = "PLASMONWIDGETS_DEFER_MODELS"
-TABS = ("Data", "NMF", "Train", "Errors", "Latent", "Inverse design")
+TABS = ("Data", "NMF", "Train", "Errors", "Latent", "Inverse design", "Autonomous")
 #: tabs built only once the pre-trained models are in use (they show how each was made)
 MODEL_TABS = ("Train", "Errors", "Latent", "Inverse design")
 #: the four models the page shows: (direction, latent dimensions)

@@ -26,6 +26,7 @@ import ipywidgets as ipw
 
 from ..settings import MODEL_TABS, TABS, model_label
 from ..ui import note
+from .autonomous import AutonomousTab
 from .data import DataTab
 from .design import DesignTab
 from .errors import ErrorsTab
@@ -33,7 +34,8 @@ from .latent import LatentTab
 from .nmf import NMFTab
 from .train import TrainTab
 
-__all__ = ["DataTab", "DesignTab", "ErrorsTab", "LatentTab", "LazyTabs", "NMFTab", "TrainTab"]
+__all__ = ["AutonomousTab", "DataTab", "DesignTab", "ErrorsTab", "LatentTab", "LazyTabs", "NMFTab",
+           "TrainTab"]
 
 
 class LazyTabs:
@@ -56,12 +58,13 @@ class LazyTabs:
     def children_by_name(self) -> dict[str, Any]:
         """"header", "error", "dismiss", "tabs", each tab by its title, and the parts
         built so far: "viewer", "spectrum view", "tile view", "chooser", "nmf",
-        "training <model>", "error maps <direction>", "explorer <model>"."""
+        "autonomous", "training <model>", "error maps <direction>", "explorer <model>"."""
         named: dict[str, Any] = {"header": self.header, "error": self.error_box,
                                  "dismiss": self.dismiss_button, "tabs": self.tabs}
         named.update(self._boxes)
         parts = {"viewer": self.viewer, "spectrum view": self.spectrum_view,
-                 "tile view": self.tile_view, "chooser": self.chooser, "nmf": self.nmf_panel}
+                 "tile view": self.tile_view, "chooser": self.chooser, "nmf": self.nmf_panel,
+                 "autonomous": self.autonomous_panel}
         named.update({k: v for k, v in parts.items() if v is not None})
         named.update({f"training {model_label(k)}": v for k, v in self.trainers.items()})
         named.update({f"error maps {k}": v for k, v in self.error_panels.items()})
@@ -156,6 +159,7 @@ class LazyTabs:
             "Errors": self._build_errors,
             "Latent": self._build_latent,
             "Inverse design": self._build_inverse,
+            "Autonomous": self._build_autonomous,
         }[name]
         self._built.add(name)
         try:
