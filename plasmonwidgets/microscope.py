@@ -166,7 +166,7 @@ class SimulatedMicroscope(RecordedMicroscope):
     """The built-in nanocube simulator as a microscope.
 
     The simulator computes a scene's spectra all at once (the shot noise is drawn for the
-    whole scan from one random stream, and the coupled-dipole or quasi-static solve is
+    whole scan from one random stream, and the film's coupled solve is
     shared by all beam positions), so spectra at single positions are not cheaper than
     the scene. This microscope therefore **simulates the whole scene once** (through the
     dataset cache, :func:`~plasmonwidgets.datasets.nanocube_array`) and replays it: the

@@ -1,9 +1,13 @@
-"""Physics simulator of STEM-EELS spectrum images of doped-In₂O₃ nanocube arrays.
+"""Physics simulators of STEM-EELS spectrum images of doped-In₂O₃ nanocube arrays.
 
-A quasi-static coupled-dipole model driven by the fast-electron field (see
-docs/physics.md): :func:`simulate_scene` returns every intermediate (clean spectra, ZLP
-tail, HAADF, ground-truth particles and region labels);
-:func:`plasmonwidgets.datasets.nanocube_array` wraps it with caching.
+The built-in dataset's simulator is :mod:`.quasistatic` (boundary-element surface modes of
+each cube in a converged film; :func:`.quasistatic.scene.simulate_quasistatic_scene`). This
+package's own :func:`simulate_scene` is the first, point-dipole model (identical dipoles driven
+by the fast-electron field on a finite patch), kept as a fast toy for unit tests
+(``nanocube_array(physics="toy")``). Both return every intermediate (clean spectra, ZLP tail,
+HAADF, ground-truth particles and region labels) and share the geometry, beam, HAADF and
+instrument modules; :func:`plasmonwidgets.datasets.nanocube_array` wraps them with caching.
+See docs/physics.md.
 """
 
 from __future__ import annotations
