@@ -133,7 +133,7 @@ def main() -> None:
     p.add_argument("--n-energy", type=int, default=64)
     p.add_argument("--window", type=int, default=16)
     p.add_argument("--scene-seed", type=int, default=0)
-    p.add_argument("--physics", default="dipole", choices=("dipole", "quasistatic"))
+    p.add_argument("--physics", default="quasistatic", choices=("quasistatic", "toy"))
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--fractions", default="1,2,5,10,20")
     p.add_argument("--batch", type=float, default=1.0, help="spectra per step, %% of the pixels")
