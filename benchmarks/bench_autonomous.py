@@ -1,7 +1,7 @@
 """Autonomous experiment: whole-scan error versus the fraction of spectra measured (CPU).
 
-Scene: ``SimulatedMicroscope`` (``datasets.nanocube_array``; ``--physics quasistatic`` for
-the quasi-static scene), ``--size`` x ``--size`` pixels, ``--n-energy`` channels. The loop
+Scene: ``SimulatedMicroscope`` (``datasets.nanocube_array``: the built-in quasi-static scene;
+``--physics toy`` for the point-dipole toy), ``--size`` x ``--size`` pixels, ``--n-energy`` channels. The loop
 measures the noisy spectra; errors are taken against the noiseless scene (the same seed
 with ``noise=False``: same geometry, expected counts), so a perfect predictor scores ~0.
 
@@ -20,7 +20,7 @@ correlation of the uncertainty map with the error map.
 Step time: ``--time-size`` (96) scan, loop steps from 5 % measured, batch 1 % of the pixels.
 
 Run:  python benchmarks/bench_autonomous.py [--size 48] [--seeds 2] [--fractions 1,2,5,10,20]
-      [--physics dipole|quasistatic] [--members 3] [--epochs 2] [--time-size 96]
+      [--physics quasistatic|toy] [--members 3] [--epochs 2] [--time-size 96]
       [--out benchmarks/results/autonomous.json]
 """
 

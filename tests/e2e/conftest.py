@@ -106,9 +106,14 @@ def browser():
 
 
 def _open_dashboard(browser, server: VoilaServer, timeout_ms: int = DASHBOARD_TIMEOUT_MS):
-    """A new page with the dashboard loaded: the HAADF canvas is visible."""
+    """A new page with the dashboard loaded: the HAADF canvas is visible. Console errors and
+    uncaught exceptions of the page collect in ``page.console_errors``."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
+    page.console_errors = errors
     page.goto(server.url, wait_until="domcontentloaded")
     page.locator(".pw-dashboard-viewer canvas.pw-haadf-canvas").wait_for(
         state="visible", timeout=timeout_ms

@@ -30,18 +30,6 @@ MARKERS_JS = """sel => Object.values(JSON.parse(document.querySelector(sel).data
     .reduce((a, b) => a + b, 0)"""
 
 
-def _open_dashboard(browser, server):
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
-    page.goto(server.url, wait_until="domcontentloaded")
-    page.locator(".pw-dashboard-viewer canvas.pw-haadf-canvas").wait_for(state="visible",
-                                                                         timeout=90_000)
-    return page, errors
-
-
 def _input_value(page, label: str) -> int:
     field = page.locator(f"{PANEL} .widget-text", has_text=label).locator("input").first
     return int(field.input_value())
@@ -63,8 +51,9 @@ def _shot(page, artifacts: Path) -> None:
         shutil.copy(path, Path(extra) / path.name)
 
 
-def test_step_and_start_stop_show_measured_positions(browser, voila_server, artifacts):
-    page, console_errors = _open_dashboard(browser, voila_server)
+def test_step_and_start_stop_show_measured_positions(open_dashboard, artifacts):
+    page = open_dashboard()
+    console_errors = page.console_errors
     try:
         page.locator(".pw-dashboard-tabs .lm-TabBar-tab", has_text="Autonomous").first.click()
         page.locator(f"{PANEL} canvas.pw-haadf-canvas").first.wait_for(state="visible",
