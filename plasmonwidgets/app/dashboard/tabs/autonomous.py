@@ -1,4 +1,4 @@
-"""Autonomous tab: an autonomous experiment replayed on the data shown (issue 16).
+"""Autonomous tab: an autonomous experiment replayed on the data shown.
 
 The tab drives an :class:`~plasmonwidgets.widgets.autonomous_panel.AutonomousPanel` on a
 :class:`~plasmonwidgets.RecordedMicroscope` over the dashboard's current spectrum image
