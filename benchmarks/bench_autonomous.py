@@ -143,10 +143,20 @@ def main() -> None:
     p.add_argument("--min-distance", type=float, default=3.0)
     p.add_argument("--reference-epochs", type=int, default=10)
     p.add_argument("--time-size", type=int, default=96, help="0 skips the step-time run")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (one beat two on a loaded 2-core machine)")
+    p.add_argument("--only-step-time", action="store_true", help="skip the strategy curves")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     args.fractions = [float(f) for f in args.fractions.split(",")]
+    if args.threads:
+        torch.set_num_threads(args.threads)
     scene = {"physics": args.physics}
+    if args.only_step_time:
+        for r in step_time(args, scene)["steps"]:
+            print(f"{args.time_size}x{args.time_size} step ({torch.get_num_threads()} torch threads, "
+                  f"load avg {os.getloadavg()[0]:.1f}): {r}")
+        return
     truth = np.asarray(nanocube_array(seed=args.scene_seed, size=args.size, n_energy=args.n_energy,
                                       noise=False, **scene).spectra, dtype=np.float64)
     noisy = nanocube_array(seed=args.scene_seed, size=args.size, n_energy=args.n_energy, **scene).spectra
