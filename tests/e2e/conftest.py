@@ -9,6 +9,7 @@ reason when Chromium or Playwright is missing; they never pass without a browser
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -64,6 +65,22 @@ def _builtin_dataset(builtin_dataset_cached) -> None:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def screenshot(artifacts):
+    """``save(page, filename)``: a full-page screenshot in test-artifacts/, copied to
+    ``$PLASMONWIDGETS_SHOTS_DIR`` when that folder exists (where reviewers look)."""
+
+    def save(page, filename: str) -> Path:
+        path = artifacts / filename
+        page.screenshot(path=str(path), full_page=True)
+        extra = os.environ.get("PLASMONWIDGETS_SHOTS_DIR")
+        if extra and Path(extra).is_dir():
+            shutil.copy(path, Path(extra) / path.name)
+        return path
+
+    return save
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,7 @@ after whole steps. The page shows no error and the console logs none. Screenshot
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -43,15 +40,7 @@ def _markers(page) -> int:
     return int(page.evaluate(MARKERS_JS, HAADF))
 
 
-def _shot(page, artifacts: Path) -> None:
-    path = artifacts / "autonomous_tab.png"
-    page.screenshot(path=str(path), full_page=True)
-    extra = os.environ.get("PLASMONWIDGETS_SHOTS_DIR")  # an extra copy where reviewers look
-    if extra and Path(extra).is_dir():
-        shutil.copy(path, Path(extra) / path.name)
-
-
-def test_step_and_start_stop_show_measured_positions(open_dashboard, artifacts):
+def test_step_and_start_stop_show_measured_positions(open_dashboard, screenshot):
     page = open_dashboard()
     console_errors = page.console_errors
     try:
@@ -82,7 +71,7 @@ def test_step_and_start_stop_show_measured_positions(open_dashboard, artifacts):
         assert measured % batch == 0 and batch < measured < budget, _status(page)
         assert _markers(page) == measured
         page.wait_for_timeout(1_500)  # every redraw of the last step has arrived
-        _shot(page, artifacts)
+        screenshot(page, "autonomous_tab.png")
         alerts = page.evaluate(ERRORS_JS)
         assert not alerts, f"the page shows errors: {alerts}"
     finally:

@@ -10,9 +10,6 @@ Screenshots land in test-artifacts/ (``spectra-*.png``).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -42,15 +39,7 @@ def _boxes(page) -> dict:
     return json.loads(page.eval_on_selector(f"{VIEWER} .pw-haadf", "e => e.dataset.boxes || '{}'"))
 
 
-def _shot(page, artifacts: Path, name: str) -> None:
-    path = artifacts / f"spectra-{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    team = os.environ.get("PLASMONWIDGETS_SHOTS_DIR")  # an extra copy where reviewers look
-    if team and Path(team).is_dir():
-        shutil.copy(path, Path(team) / path.name)
-
-
-def test_pin_two_positions_region_and_window_map(open_dashboard, artifacts):
+def test_pin_two_positions_region_and_window_map(open_dashboard, screenshot):
     page = open_dashboard()
     try:
         canvas = page.locator(CANVAS)
@@ -73,7 +62,7 @@ def test_pin_two_positions_region_and_window_map(open_dashboard, artifacts):
         legend = page.locator(f"{COMPARE} .pw-compare-entry")
         assert legend.count() == 2
         assert "P1: x" in legend.nth(0).inner_text() and " nm" in legend.nth(0).inner_text()
-        _shot(page, artifacts, "pins")
+        screenshot(page, "spectra-pins.png")
         canvas.focus()
         page.keyboard.press("p")  # the key pins the probe's own pixel
         page.wait_for_function(
@@ -95,7 +84,7 @@ def test_pin_two_positions_region_and_window_map(open_dashboard, artifacts):
                                ".some(e => getComputedStyle(e).strokeDasharray !== 'none')",
                                arg=PROBE_PATHS)
         assert "mean of" in legend.nth(3).inner_text()
-        _shot(page, artifacts, "region")
+        screenshot(page, "spectra-region.png")
 
         # the energy-window map over the HAADF, its window stated in the colour bar
         page.locator(f"{COMPARE} button", has_text="map").click()
@@ -104,7 +93,7 @@ def test_pin_two_positions_region_and_window_map(open_dashboard, artifacts):
         assert " eV (" in bar.inner_text() and "summed" in bar.inner_text()
         assert page.locator(f"{VIEWER} .pw-haadf-intensity").is_visible()
         assert page.eval_on_selector(f"{VIEWER} .pw-haadf", "e => e.dataset.scalebar").endswith(" nm")
-        _shot(page, artifacts, "window-map")
+        screenshot(page, "spectra-window-map.png")
         # a drag on the spectrum plot picks another window: the map and its label follow
         before = bar.text_content()
         fig = page.locator(".pw-probe-spectrum svg.svg-figure").first.bounding_box()
@@ -115,7 +104,7 @@ def test_pin_two_positions_region_and_window_map(open_dashboard, artifacts):
         page.wait_for_function("([s, t]) => document.querySelector(s).textContent !== t",
                                arg=[f"{VIEWER} .pw-haadf-colorbar", before])
         assert " eV (" in bar.inner_text()
-        _shot(page, artifacts, "window-brush")
+        screenshot(page, "spectra-window-brush.png")
 
         # unpin one, then clear all
         page.locator(f"{COMPARE} button", has_text="unpin").first.click()
