@@ -183,14 +183,14 @@ def is_cached(**arguments) -> bool:
     >>> is_cached(seed=12345, size=16, n_energy=3, physics="toy")   # never simulated here
     False
     """
-    names = ("seed", "size", "n_energy", "e_min", "e_max", "scale", "dose", "noise", "zlp_tail",
-             "pixel_size", "physics")
-    unknown = set(arguments) - set(names)
-    if unknown:
-        raise TypeError(f"is_cached() got unexpected arguments {sorted(unknown)}; it takes "
-                        f"nanocube_array's ({', '.join(names)})")
-    defaults = inspect.signature(nanocube_array).parameters
-    params = _parameters(*(arguments.get(n, defaults[n].default) for n in names))
+    # nanocube_array's own signature, less ``cache``: the two cannot drift apart
+    try:
+        given = inspect.signature(nanocube_array).bind(**arguments, cache=True)
+    except TypeError as exc:
+        raise TypeError(f"is_cached() takes nanocube_array's keyword arguments: {exc}") from None
+    given.apply_defaults()
+    given.arguments.pop("cache")
+    params = _parameters(**given.arguments)
     key = _cache_key(params)
     with _LOCK:
         if key in _MEMORY:

@@ -22,15 +22,12 @@ Two solvers give the same numbers:
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-
 import numpy as np
 import scipy.linalg
 from numpy.polynomial import chebyshev
 from scipy import special
 
+from ._parallel import map_chunks, single_threaded_blas
 from .beam import Beam, regularised_distance
 from .dielectric import CubeModes, Drude
 
@@ -341,18 +338,9 @@ class CoupledDipoles:
             out[start : start + len(b)] = self._chunk_loss(b, nodes, interp, w_plane, w_z).T
             out[start : start + len(b)] *= pref[None, :]
 
-        starts = range(0, len(beams), chunk)
-        workers = max(1, min(workers or os.cpu_count() or 1, 8, len(starts)))
-        # chunks run in parallel threads (numpy and scipy release the GIL), each with a
-        # single-threaded BLAS: small matrix products gain nothing from BLAS threads,
-        # and on a busy machine their spin-waiting costs many times the work itself
-        with _single_threaded_blas():
-            if workers == 1:
-                for start in starts:
-                    work(start)
-            else:
-                with ThreadPoolExecutor(workers) as pool:
-                    list(pool.map(work, starts))
+        # chunks in parallel threads, each with a single-threaded BLAS (simulate/_parallel.py)
+        with single_threaded_blas():
+            map_chunks(work, len(beams), chunk, workers)
         return out
 
     def _chunk_loss(self, beams, nodes, interp, w_plane, w_z) -> np.ndarray:
@@ -376,14 +364,3 @@ class CoupledDipoles:
         np.square(cp, out=cp)
         np.square(cz, out=cz)
         return np.matmul(cp, w_plane[:, :, None])[..., 0] + np.matmul(cz, w_z[:, :, None])[..., 0]
-
-
-@contextmanager
-def _single_threaded_blas():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - installed with scikit-learn
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield

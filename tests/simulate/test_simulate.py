@@ -349,6 +349,18 @@ def test_default_dataset(builtin_dataset_cached):
     assert 0.4 <= peak <= 0.6
 
 
+def test_is_cached_follows_both_caches(cache_dir):
+    kwargs = {"seed": 11, "size": 16, "n_energy": 6, "physics": "toy"}
+    assert not datasets.is_cached(**kwargs)
+    datasets.nanocube_array(**kwargs)
+    assert datasets.is_cached(**kwargs)  # memory
+    datasets.clear_cache()
+    assert datasets.is_cached(**kwargs)  # disk
+    assert not datasets.is_cached(**{**kwargs, "dose": 1e6})  # every argument is in the key
+    with pytest.raises(TypeError, match="is_cached\\(\\) takes nanocube_array's"):
+        datasets.is_cached(bogus=1)
+
+
 def test_cache_memory_disk_and_isolation(cache_dir, monkeypatch):
     kwargs = {"seed": 7, "size": 16, "n_energy": 10, "physics": "toy"}
     first = datasets.nanocube_array(**kwargs)

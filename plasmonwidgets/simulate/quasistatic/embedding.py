@@ -28,14 +28,13 @@ scan and interpolated, so the far sites cost ~``far_nodes``² beams instead of e
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.polynomial import chebyshev
 from scipy import special
 
+from .._parallel import map_chunks
 from ..beam import Beam, regularised_distance
 from ..eels import CoupledDipoles, coupling_matrices
 from .nearfield import corrected_coupling
@@ -183,15 +182,6 @@ def _cheb_matrix(x: np.ndarray, lo: float, hi: float, m: int) -> tuple[np.ndarra
     v_nodes = chebyshev.chebvander(t, m - 1)
     v_x = chebyshev.chebvander((2.0 * x - (lo + hi)) / (hi - lo), m - 1)
     return nodes, np.linalg.solve(v_nodes.T, v_x.T).T
-
-
-def _cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one), at most 8."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        n = os.cpu_count() or 1
-    return max(1, min(n, 8))
 
 
 class EmbeddedDipoles:
@@ -374,16 +364,8 @@ class EmbeddedDipoles:
             im = np.matmul(cp, w_plane[:, :, None])[..., 0] + np.matmul(cz, w_z[:, :, None])[..., 0]
             out[start:start + pc] = (im * pref[:, None]).T
 
-        # Chunks of beams are independent and numpy releases the GIL in their products: one
-        # single-threaded BLAS call per core beats one multi-threaded call on matrices this small.
-        starts = range(0, len(beams), chunk)
-        workers = min(self.threads or _cores(), len(starts))
-        if workers > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(fill, starts))
-        else:
-            for start in starts:
-                fill(start)
+        # one single-threaded BLAS call per core beats one multi-threaded call on matrices this small
+        map_chunks(fill, len(beams), chunk, self.threads)
         return out
 
     def _dense_loss(self, beams: np.ndarray, energy: np.ndarray) -> np.ndarray:
