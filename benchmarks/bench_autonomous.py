@@ -38,19 +38,9 @@ import torch
 import plasmonwidgets as pw
 from plasmonwidgets import autonomous
 from plasmonwidgets.analysis import calibration as cal
+from plasmonwidgets.autonomous import default_model_factory as factory
+from plasmonwidgets.autonomous import whole_scan_nmse
 from plasmonwidgets.datasets import nanocube_array
-
-
-def factory(n_energy: int, window: int):
-    """A small Im2Spec (8 filters, dilations 1-2): one whole-scan prediction per step."""
-    def build(seed: int) -> pw.Im2Spec:
-        return pw.Im2Spec(window=window, n_energy=n_energy, latent_dim=4, n_filters_enc=8,
-                          n_filters_dec=8, dilations=(1, 2), seed=seed, device="cpu")
-    return build
-
-
-def whole_scan_nmse(pred: np.ndarray, true: np.ndarray) -> float:
-    return float(np.nanmean(pw.nmse_percent(pred, true, axis=-1)))
 
 
 def curve(args, strategy: str, seed: int, scene: dict, truth: np.ndarray) -> dict:

@@ -28,6 +28,7 @@ import ipywidgets as ipw
 import numpy as np
 import traitlets as t
 
+from ..autonomous import default_model_factory, whole_scan_nmse  # re-exported: the panel's defaults
 from ._message import message_html
 from .haadf_viewer import HAADFViewer
 
@@ -43,29 +44,6 @@ CURVE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#17becf"
 MAX_RUNS_SHOWN = len(CURVE_COLORS)  # earlier runs' error curves kept for comparison
 _ACTIVE = ("running", "stopping")
 _LAZY_TRUTH_LIMIT = 50_000_000  # values: a lazy scan larger than this gets no error curve
-
-
-def default_model_factory(n_energy: int, window: int = 16) -> Callable[[int], Any]:
-    """A factory of small, fast Im2Spec members (lean, 8 filters, dilations 1-2, CPU).
-
-    One step of a 3-member ensemble on a 32x32 scan takes about a second on one CPU core.
-
-    Examples
-    --------
-    >>> factory = default_model_factory(n_energy=16, window=8)
-    >>> model = factory(0)
-    >>> model.window, model.n_energy
-    (8, 16)
-    """
-    from ..models import Im2Spec
-
-    n_energy, window = int(n_energy), int(window)
-
-    def build(seed: int) -> Im2Spec:
-        return Im2Spec(window=window, n_energy=n_energy, latent_dim=4, n_filters_enc=8,
-                       n_filters_dec=8, dilations=(1, 2), seed=seed, device="cpu")
-
-    return build
 
 
 def scalar_map(spectra: np.ndarray, energy: np.ndarray, quantity: str,
@@ -97,23 +75,6 @@ def scalar_map(spectra: np.ndarray, energy: np.ndarray, quantity: str,
     if quantity == "intensity":
         return part.sum(axis=-1, dtype=np.float64).astype(np.float32)
     return energy[keep][np.argmax(part, axis=-1)].astype(np.float32)
-
-
-def whole_scan_nmse(pred: np.ndarray, true: np.ndarray) -> float:
-    """Mean over pixels of the per-spectrum NMSE (%) of a predicted SI; NaN if none is finite.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> true = np.ones((2, 2, 4)); pred = true.copy(); pred[0, 0] = 0
-    >>> whole_scan_nmse(pred, true)
-    25.0
-    """
-    from ..metrics import nmse_percent
-
-    values = np.asarray(nmse_percent(pred, true, axis=-1), dtype=np.float64)
-    values = values[np.isfinite(values)]
-    return float(values.mean()) if values.size else float("nan")
 
 
 def _truth_of(microscope: Any) -> np.ndarray | None:
