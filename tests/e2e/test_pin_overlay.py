@@ -60,6 +60,9 @@ def test_pin_two_positions_region_and_window_map(open_dashboard, screenshot):
         strokes = page.evaluate(STROKES_JS, PROBE_PATHS)
         assert _rgb(PIN_COLORS[0]) in strokes and _rgb(PIN_COLORS[1]) in strokes, strokes
         legend = page.locator(f"{COMPARE} .pw-compare-entry")
+        # the legend is its own widget: its update can reach the page after the curves
+        page.wait_for_function("([s, n]) => document.querySelectorAll(s).length === n",
+                               arg=[f"{COMPARE} .pw-compare-entry", 2], timeout=15_000)
         assert legend.count() == 2
         assert "P1: x" in legend.nth(0).inner_text() and " nm" in legend.nth(0).inner_text()
         screenshot(page, "spectra-pins.png")
