@@ -1,7 +1,8 @@
 """Autonomous experiment: whole-scan error versus the fraction of spectra measured (CPU).
 
-Scene: ``SimulatedMicroscope`` (``datasets.nanocube_array``: the built-in quasi-static scene;
-``--physics toy`` for the point-dipole toy), ``--size`` x ``--size`` pixels, ``--n-energy`` channels. The loop
+Scenes: ``SimulatedMicroscope`` (``datasets.nanocube_array``: seed 0 is the built-in quasi-static
+scan, seeds 2, 3, ... held-out scenes; ``--physics toy`` for the point-dipole toy), ``--size`` x
+``--size`` pixels, ``--n-energy`` channels. The loop
 measures the noisy spectra; errors are taken against the noiseless scene (the same seed
 with ``noise=False``: same geometry, expected counts), so a perfect predictor scores ~0.
 
@@ -19,9 +20,12 @@ correlation of the uncertainty map with the error map.
 
 Step time: ``--time-size`` (96) scan, loop steps from 5 % measured, batch 1 % of the pixels.
 
-Run:  python benchmarks/bench_autonomous.py [--size 48] [--seeds 2] [--fractions 1,2,5,10,20]
-      [--physics quasistatic|toy] [--members 3] [--epochs 2] [--time-size 96]
-      [--out benchmarks/results/autonomous.json]
+Summary: the spectra each strategy's mean curve needs (log-log interpolation) to reach the
+reference's error, and to reach random sampling's error at each fraction.
+
+Run:  python benchmarks/bench_autonomous.py [--size 96] [--scene-seeds 0,2] [--seeds 2]
+      [--fractions 1,2,5,10,20] [--physics quasistatic|toy] [--members 3] [--updates 100]
+      [--time-size 96] [--out benchmarks/results/autonomous.json]
 """
 
 from __future__ import annotations
@@ -44,12 +48,13 @@ from plasmonwidgets.datasets import nanocube_array
 
 
 def curve(args, strategy: str, seed: int, scene: dict, truth: np.ndarray) -> dict:
-    scope = pw.SimulatedMicroscope(seed=args.scene_seed, size=args.size, n_energy=args.n_energy,
-                                   **scene)
+    scope = pw.SimulatedMicroscope(size=args.size, n_energy=args.n_energy, **scene)
     n_px = args.size * args.size
     targets = [max(2, round(f / 100 * n_px)) for f in args.fractions]
     energy = scope.energy
-    options = dict(n_members=args.members, epochs=args.epochs, min_distance=args.min_distance)
+    options = dict(n_members=args.members, epochs=args.epochs, min_distance=args.min_distance,
+                   updates=args.updates, score=args.score, seed_design=args.seed_design,
+                   batch_selection=args.batch_selection, lr=args.lr)
     if strategy == "scalarizer":
         options.update(scalarizer=lambda s: energy[np.argmax(s, axis=-1)], scalarizer_vectorized=True)
     loop = autonomous.Loop(scope, factory(args.n_energy, args.window), budget=targets[0],
@@ -93,21 +98,21 @@ def calibration(loop, scope, truth: np.ndarray, seed: int) -> dict:
 
 
 def reference(args, scene: dict, truth: np.ndarray, seed: int) -> float:
-    si = nanocube_array(seed=args.scene_seed, size=args.size, n_energy=args.n_energy, **scene)
+    si = nanocube_array(size=args.size, n_energy=args.n_energy, **scene)
     pairs = pw.make_tiles(si, window=args.window, pad="reflect")
     ens = pw.Ensemble(factory(args.n_energy, args.window), n_members=args.members, seed=seed)
-    ens.fit(pairs, epochs=args.reference_epochs, precision="float32")
+    ens.fit(pairs, epochs=args.reference_epochs, lr=args.lr, precision="float32")
     mean, _ = ens.predict(pairs)
     return whole_scan_nmse(mean.reshape(truth.shape), truth)
 
 
 def step_time(args, scene: dict) -> dict:
     size = args.time_size
-    scope = pw.SimulatedMicroscope(seed=args.scene_seed, size=size, n_energy=args.n_energy, **scene)
+    scope = pw.SimulatedMicroscope(size=size, n_energy=args.n_energy, **scene)
     n_px = size * size
     loop = autonomous.Loop(scope, factory(args.n_energy, args.window), budget=n_px // 20 + 3 * n_px // 100,
                            batch=n_px // 100, n_seed=n_px // 20, strategy="uncertainty",
-                           n_members=args.members, epochs=args.epochs)
+                           n_members=args.members, epochs=args.epochs, updates=args.updates, lr=args.lr)
     records = []
     while not loop.done:
         r = loop.step()
@@ -117,58 +122,43 @@ def step_time(args, scene: dict) -> dict:
     return {"size": size, "steps": records}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--size", type=int, default=48)
-    p.add_argument("--n-energy", type=int, default=64)
-    p.add_argument("--window", type=int, default=16)
-    p.add_argument("--scene-seed", type=int, default=0)
-    p.add_argument("--physics", default="quasistatic", choices=("quasistatic", "toy"))
-    p.add_argument("--seeds", type=int, default=2)
-    p.add_argument("--fractions", default="1,2,5,10,20")
-    p.add_argument("--batch", type=float, default=1.0, help="spectra per step, %% of the pixels")
-    p.add_argument("--strategies", default=",".join(autonomous.STRATEGIES))
-    p.add_argument("--members", type=int, default=3)
-    p.add_argument("--epochs", type=int, default=2, help="epochs per step (warm start)")
-    p.add_argument("--min-distance", type=float, default=3.0)
-    p.add_argument("--reference-epochs", type=int, default=10)
-    p.add_argument("--time-size", type=int, default=96, help="0 skips the step-time run")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (one beat two on a loaded 2-core machine)")
-    p.add_argument("--only-step-time", action="store_true", help="skip the strategy curves")
-    p.add_argument("--out", default=None)
-    args = p.parse_args()
-    args.fractions = [float(f) for f in args.fractions.split(",")]
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    scene = {"physics": args.physics}
-    if args.only_step_time:
-        for r in step_time(args, scene)["steps"]:
-            print(f"{args.time_size}x{args.time_size} step ({torch.get_num_threads()} torch threads, "
-                  f"load avg {os.getloadavg()[0]:.1f}): {r}")
-        return
-    truth = np.asarray(nanocube_array(seed=args.scene_seed, size=args.size, n_energy=args.n_energy,
-                                      noise=False, **scene).spectra, dtype=np.float64)
-    noisy = nanocube_array(seed=args.scene_seed, size=args.size, n_energy=args.n_energy, **scene).spectra
-    machine = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-               "load_avg": os.getloadavg(), "python": platform.python_version()}
-    report = {"args": vars(args), "machine": machine,
-              "noise_floor_nmse": whole_scan_nmse(noisy, truth), "curves": {}}
-    print(f"scene {args.physics} {args.size}x{args.size}, E={args.n_energy}; noise floor (measured vs "
-          f"noiseless) NMSE {report['noise_floor_nmse']:.2f} %; load avg {os.getloadavg()[0]:.1f}")
+def spectra_to_reach(n_measured: np.ndarray, nmse: np.ndarray, level: float) -> float:
+    """Spectra a curve needs to reach ``level`` (log-log interpolation); inf if it never does."""
+    n, e = np.asarray(n_measured, float), np.minimum.accumulate(np.asarray(nmse, float))
+    hit = np.flatnonzero(e <= level)
+    if hit.size == 0:
+        return float("inf")
+    j = int(hit[0])
+    if j == 0:
+        return float(n[0])
+    t = (np.log(e[j - 1]) - np.log(level)) / (np.log(e[j - 1]) - np.log(e[j]))
+    return float(np.exp(np.log(n[j - 1]) + t * (np.log(n[j]) - np.log(n[j - 1]))))
+
+
+def run_scene(args, scene_seed: int, physics: str) -> dict:
+    """Reference and every strategy's curves on one scene; prints a table as it goes."""
+    scene = {"seed": scene_seed, "physics": physics}
+    truth = np.asarray(nanocube_array(size=args.size, n_energy=args.n_energy, noise=False,
+                                      **scene).spectra, dtype=np.float64)
+    noisy = nanocube_array(size=args.size, n_energy=args.n_energy, **scene).spectra
+    report = {"scene_seed": scene_seed, "noise_floor_nmse": whole_scan_nmse(noisy, truth),
+              "curves": {}}
+    print(f"\nscene seed {scene_seed} ({physics}) {args.size}x{args.size}, E={args.n_energy}; noise "
+          f"floor (measured vs noiseless) NMSE {report['noise_floor_nmse']:.2f} %; load avg "
+          f"{os.getloadavg()[0]:.1f}")
     t = time.perf_counter()
-    report["reference_nmse"] = reference(args, scene, truth, 0)
-    print(f"reference (ensemble on the full noisy SI): NMSE {report['reference_nmse']:.2f} % "
-          f"({time.perf_counter() - t:.0f} s)")
-    header = "strategy     seed " + " ".join(f"{f:>6g}%" for f in args.fractions) + "   wall s"
-    print(header)
+    refs = [reference(args, scene, truth, s) for s in range(args.reference_seeds)]
+    report["reference_nmse"] = refs
+    print(f"reference (ensemble trained {args.reference_epochs} epochs on the full noisy SI): NMSE "
+          + " / ".join(f"{v:.2f}" for v in refs) + f" % ({time.perf_counter() - t:.0f} s)")
+    print("strategy     seed " + " ".join(f"{f:>6g}%" for f in args.fractions) + "   wall s")
     for strategy in args.strategies.split(","):
         runs = []
         for seed in range(args.seeds):
             r = curve(args, strategy, seed, scene, truth)
             runs.append(r)
             print(f"{strategy:<12} {seed:>4} " + " ".join(f"{v:7.2f}" for v in r["nmse"])
-                  + f"  {r['wall_s']:7.1f}")
+                  + f"  {r['wall_s']:7.1f}", flush=True)
             if "calibration" in r:
                 c = r["calibration"]
                 print("    calibration: scale {std_scale:.2f}; 90% coverage raw noisy "
@@ -180,10 +170,74 @@ def main() -> None:
                 print("    curve (scaled, noisy) at 0.1..0.9:", c["curve_scaled_noisy"])
         nm = np.array([r["nmse"] for r in runs])
         print(f"{strategy:<12} mean " + " ".join(f"{v:7.2f}" for v in nm.mean(0))
-              + "   +/- " + " ".join(f"{v:.2f}" for v in nm.std(0)))
+              + "   +/- " + " ".join(f"{v:.2f}" for v in nm.std(0)), flush=True)
         report["curves"][strategy] = runs
+    report["spectra_to_reach"] = reach = needed(report, float(np.mean(refs)))
+    for level, row in reach.items():
+        print(f"spectra to reach {level}: " + "; ".join(f"{k} {v}" for k, v in row.items()))
+    return report
+
+
+def needed(report: dict, reference_nmse: float) -> dict:
+    """Spectra each strategy needs (mean curve) for the reference's error and for random's
+    error at each fraction: the issue's two comparisons."""
+    curves = {k: (np.mean([r["n_measured"] for r in v], axis=0), np.mean([r["nmse"] for r in v], axis=0))
+              for k, v in report["curves"].items()}
+    levels = {f"the full-SI reference ({reference_nmse:.2f} %)": reference_nmse}
+    if "random" in curves:
+        n_rand, e_rand = curves["random"]
+        for n, e in zip(n_rand, e_rand):
+            levels[f"random's error at {int(n)} spectra ({e:.2f} %)"] = float(e)
+    return {name: {k: round(spectra_to_reach(n, e, level), 1) for k, (n, e) in curves.items()}
+            for name, level in levels.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--size", type=int, default=96)
+    p.add_argument("--n-energy", type=int, default=100)
+    p.add_argument("--window", type=int, default=16)
+    p.add_argument("--scene-seeds", default="0",
+                   help="scenes, comma-separated: 0 is the built-in scan, 2, 3, ... held out")
+    p.add_argument("--physics", default="quasistatic", choices=("quasistatic", "toy"))
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--fractions", default="1,2,5,10,20")
+    p.add_argument("--batch", type=float, default=1.0, help="spectra per step, %% of the pixels")
+    p.add_argument("--strategies", default=",".join(autonomous.STRATEGIES))
+    p.add_argument("--members", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=2, help="epochs per step (warm start)")
+    p.add_argument("--updates", type=int, default=100, help="at least this many updates per step")
+    p.add_argument("--score", default="relative", choices=autonomous.SCORES)
+    p.add_argument("--seed-design", default="grid", choices=autonomous.SEED_DESIGNS)
+    p.add_argument("--batch-selection", default="coverage", choices=autonomous.BATCH_SELECTIONS)
+    p.add_argument("--min-distance", type=float, default=3.0)
+    p.add_argument("--lr", type=float, default=1e-2, help="loop and reference (Loop's default)")
+    p.add_argument("--reference-epochs", type=int, default=30)
+    p.add_argument("--reference-seeds", type=int, default=1)
+    p.add_argument("--time-size", type=int, default=96, help="0 skips the step-time run")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (one beat two on a loaded 2-core machine)")
+    p.add_argument("--only-step-time", action="store_true", help="skip the strategy curves")
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+    args.fractions = [float(f) for f in args.fractions.split(",")]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.only_step_time:
+        for r in step_time(args, {"physics": args.physics})["steps"]:
+            print(f"{args.time_size}x{args.time_size} step ({torch.get_num_threads()} torch threads, "
+                  f"load avg {os.getloadavg()[0]:.1f}): {r}")
+        return
+    machine = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+               "load_avg": os.getloadavg(), "python": platform.python_version()}
+    report = {"args": vars(args), "machine": machine, "scenes": []}
+    for scene_seed in (int(v) for v in args.scene_seeds.split(",")):
+        report["scenes"].append(run_scene(args, scene_seed, args.physics))
+        if args.out:  # a long run keeps what it has measured
+            with open(args.out, "w") as fh:
+                json.dump(report, fh, indent=1, default=float)
     if args.time_size:
-        report["step_time"] = step_time(args, scene)
+        report["step_time"] = step_time(args, {"physics": args.physics})
         for r in report["step_time"]["steps"]:
             print(f"{args.time_size}x{args.time_size} step: {r}")
     if args.out:

@@ -4,7 +4,8 @@
 ``scan_shape``, ``energy`` and ``acquire(positions) -> spectra``. Two implementations:
 
 - :class:`RecordedMicroscope` replays a measured SpectrumImage (real data);
-- :class:`SimulatedMicroscope` is the built-in simulator (:func:`plasmonwidgets.datasets.nanocube_array`).
+- :class:`SimulatedMicroscope` is the built-in simulator (:func:`plasmonwidgets.datasets.nanocube_array`),
+  replayed from the whole scene or, with ``on_demand=True``, computed at the requested positions only.
 
 Both keep the positions acquired so far and refuse a position twice (a second
 spectrum at one spot would be a new measurement, not the recorded one) or outside the scan.
@@ -162,22 +163,55 @@ class RecordedMicroscope:
         return pos
 
 
-class SimulatedMicroscope(RecordedMicroscope):
-    """The built-in nanocube simulator as a microscope.
+#: The spawn-key slot of per-pixel noise streams: the scene itself uses slots 0..7.
+_PIXEL_NOISE_SLOT = 8
 
-    The simulator computes a scene's spectra all at once (the shot noise is drawn for the
-    whole scan from one random stream, and the film's coupled solve is
-    shared by all beam positions), so spectra at single positions are not cheaper than
-    the scene. This microscope therefore **simulates the whole scene once** (through the
-    dataset cache, :func:`~plasmonwidgets.datasets.nanocube_array`) and replays it: the
-    spectrum acquired at a pixel is exactly the full simulation's spectrum there, noise
-    included.
+#: nanocube_array's options an on-demand microscope takes (``physics`` only "quasistatic").
+_ON_DEMAND_OPTIONS = ("e_min", "e_max", "scale", "dose", "noise", "zlp_tail", "pixel_size", "physics",
+                      "cache", "config")
+
+
+class SimulatedMicroscope(RecordedMicroscope):
+    """The built-in nanocube simulator as a microscope: replayed (default) or computed on demand.
+
+    **Replay** (``on_demand=False``): the simulator computes a scene's spectra all at once
+    (the shot noise is drawn for the whole scan from one random stream), so this microscope
+    **simulates the whole scene once** (through the dataset cache,
+    :func:`~plasmonwidgets.datasets.nanocube_array`) and replays it: the spectrum acquired
+    at a pixel is exactly the full simulation's spectrum there, noise included.
+
+    **On demand** (``on_demand=True``, quasi-static physics only): the scene is set up once
+    (:func:`~plasmonwidgets.simulate.quasistatic.scene.quasistatic_scene`: layout, materials,
+    the coupled film's solve, the HAADF), and each :meth:`acquire` computes the noiseless
+    spectra only at the requested pixels (cost ∝ their number; they equal the full
+    simulation's ``clean`` there to float32 rounding) and draws their Poisson shot noise, the
+    scene's noise model, from one random stream per pixel keyed by (seed, row, col): a
+    pixel's spectrum does not depend on when, or with which others, it is requested. The
+    noise *values* therefore differ from the replayed scene's (one stream for the whole scan).
+    There is no whole-scan ``si`` (it is None: tools that need the truth, such as the
+    autonomous panel's error maps and replays, do without it); :meth:`truth` computes it on
+    request, at the cost of the whole scene.
 
     Parameters
     ----------
     seed, size, n_energy, physics, ... :
         Passed to :func:`~plasmonwidgets.datasets.nanocube_array` (``physics="quasistatic"``
         for the quasi-static scene).
+    on_demand : bool
+        Compute spectra at the requested positions only (see above). Takes ``e_min``,
+        ``e_max``, ``scale``, ``dose``, ``noise`` (False: the clean spectra, expected counts),
+        ``pixel_size`` and ``config`` (a
+        :class:`~plasmonwidgets.simulate.quasistatic.scene.QuasistaticSceneConfig`);
+        ``cache`` is ignored. ``zlp_tail=True`` (the raw instrument) and ``physics="toy"``
+        need the whole scene: ValueError.
+
+    Attributes
+    ----------
+    si : SpectrumImage or None
+        The replayed scan; None on demand.
+    scene : QuasistaticScene
+        On demand only: the set-up scene (``scene.expected_counts(pixels)`` gives noiseless
+        spectra without acquiring).
 
     Examples
     --------
@@ -186,10 +220,97 @@ class SimulatedMicroscope(RecordedMicroscope):
     >>> full = pw.datasets.nanocube_array(seed=0, size=24, n_energy=16)
     >>> bool(np.array_equal(scope.acquire([[3, 4]])[0], full.spectra[3, 4]))
     True
+
+    On demand, a few spectra of a large scene cost a few seconds, not the whole scene:
+
+    >>> live = pw.SimulatedMicroscope(seed=0, size=96, n_energy=100, on_demand=True)  # doctest: +SKIP
+    >>> live.acquire([[10, 20], [50, 60]]).shape                                      # doctest: +SKIP
+    (2, 100)
     """
 
-    def __init__(self, seed: int = 0, size: int = 96, n_energy: int = 100, **options: Any):
+    def __init__(self, seed: int = 0, size: int = 96, n_energy: int = 100, on_demand: bool = False,
+                 **options: Any):
         from .datasets import nanocube_array
 
         self.simulation = {"seed": seed, "size": size, "n_energy": n_energy, **options}
-        super().__init__(nanocube_array(seed=seed, size=size, n_energy=n_energy, **options))
+        self.on_demand = bool(on_demand)
+        if not self.on_demand:
+            super().__init__(nanocube_array(seed=seed, size=size, n_energy=n_energy, **options))
+            return
+        self.simulation["on_demand"] = True
+        self.scene, self._noise = _on_demand_scene(seed, size, n_energy, options)
+        self.si = None
+        self.scan_shape = (self.scene.size, self.scene.size)
+        self.energy = np.asarray(self.scene.energy, dtype=np.float64)
+        self._haadf = np.asarray(self.scene.haadf(self._noise)[1], dtype=np.float32)
+        self._truth: np.ndarray | None = None
+        self._order: dict[tuple[int, int], int] = {}
+        self._acquired: list[tuple[int, int]] = []
+
+    @property
+    def scale(self) -> int:
+        """HAADF pixels per SI pixel."""
+        return int(self.scene.scale) if self.on_demand else int(self.si.scale)
+
+    def haadf(self) -> np.ndarray:
+        """The whole HAADF (H, W) float32, counts (on demand: the scene's, as the full simulation's)."""
+        return self._haadf.copy() if self.on_demand else super().haadf()
+
+    def truth(self) -> np.ndarray:
+        """(h, w, E) float32 every pixel's spectrum, counts, as :meth:`acquire` would give it.
+
+        Replay: the SI's spectra. On demand: computed on the first call at the cost of the
+        whole scene (then kept), acquiring nothing; its noise is each pixel's own stream, so it
+        is what :meth:`acquire` returns there, but for a rare ±1 count where the whole scan's
+        and a batch's expected counts differ in float32 rounding.
+
+        Examples
+        --------
+        >>> scope = pw.SimulatedMicroscope(seed=0, size=16, n_energy=16, on_demand=True)  # doctest: +SKIP
+        >>> scope.truth().shape                                                         # doctest: +SKIP
+        (16, 16, 16)
+        """
+        if not self.on_demand:
+            data = self.si.spectra
+            return np.asarray(data.compute() if hasattr(data, "compute") else data, dtype=np.float32)
+        if self._truth is None:
+            pix = self.scene.all_pixels()
+            self._truth = self._spectra(pix).reshape(*self.scan_shape, len(self.energy))
+        return self._truth.copy()
+
+    def _read(self, pos: np.ndarray) -> np.ndarray:
+        return self._spectra(pos) if self.on_demand else super()._read(pos)
+
+    def _spectra(self, pos: np.ndarray) -> np.ndarray:
+        """(K, E) float32: expected counts at ``pos`` (K, 2), each with its own pixel's shot noise."""
+        from .simulate.instrument import poisson
+
+        clean = self.scene.expected_counts(pos)
+        if not self._noise:
+            return clean.astype(np.float32)
+        out = np.empty(clean.shape, dtype=np.float32)
+        for i, (r, c) in enumerate(pos.tolist()):
+            key = np.random.SeedSequence(self.scene.seed, spawn_key=(_PIXEL_NOISE_SLOT, r, c))
+            out[i] = poisson(np.random.default_rng(key), clean[i])
+        return out
+
+
+def _on_demand_scene(seed: int, size: int, n_energy: int, options: dict) -> tuple[Any, bool]:
+    """The set-up quasi-static scene and the noise flag of an on-demand microscope."""
+    from .simulate.quasistatic.scene import quasistatic_scene
+
+    unknown = sorted(set(options) - set(_ON_DEMAND_OPTIONS))
+    if unknown:
+        raise TypeError(f"SimulatedMicroscope(on_demand=True) got unexpected options {unknown}; "
+                        f"it takes {', '.join(_ON_DEMAND_OPTIONS)}")
+    opts = dict(options)
+    physics = opts.pop("physics", "quasistatic")
+    if physics != "quasistatic":
+        raise ValueError(f"on_demand=True needs physics='quasistatic' (the toy scene is solved whole), "
+                         f"got {physics!r}; use on_demand=False to replay it")
+    if opts.pop("zlp_tail", False):
+        raise ValueError("on_demand=True cannot simulate zlp_tail=True (the energy drift and zero-loss "
+                         "tail are drawn for the whole scan); use on_demand=False")
+    opts.pop("cache", None)
+    noise = bool(opts.pop("noise", True))
+    return quasistatic_scene(seed=seed, size=size, n_energy=n_energy, **opts), noise

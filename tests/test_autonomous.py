@@ -5,7 +5,14 @@ import pytest
 
 import plasmonwidgets as pw
 from plasmonwidgets import autonomous
-from plasmonwidgets.autonomous import raster_order, scan_tiles, spread_out
+from plasmonwidgets.autonomous import (
+    cover_greedy,
+    grid_positions,
+    raster_order,
+    scan_tiles,
+    spread_out,
+    tile_neighbours,
+)
 
 SIZE, N_ENERGY = 24, 16
 
@@ -23,7 +30,7 @@ def peak_energy(spectrum):
     return float(np.argmax(spectrum))
 
 
-FAST = dict(n_members=2, epochs=1, epochs_first=2, batch_size=32)
+FAST = dict(n_members=2, epochs=1, epochs_first=2, updates=4, batch_size=32)
 
 
 def run(strategy, **kw):
@@ -66,29 +73,97 @@ def test_strategies_choose_differently(results):
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             assert picked[a] != picked[b], (a, b)
-    # random, uncertainty and scalarizer share the random seed spectra; raster starts on its grid
+    # the model-driven strategies start on an even grid, raster on its coarsest grid
     seeds = {s: r.positions[:5].tolist() for s, r in results.items()}
-    assert seeds["random"] == seeds["uncertainty"] == seeds["scalarizer"]
+    assert seeds["uncertainty"] == seeds["scalarizer"] == grid_positions((SIZE, SIZE), 5).tolist()
     assert seeds["raster"] == raster_order((SIZE, SIZE))[:5].tolist()
+    assert seeds["random"] != seeds["uncertainty"]
+    shared = run("uncertainty", seed_design="random").positions[:5].tolist()
+    assert shared == seeds["random"]
 
 
 def test_distance_aware_batches(results):
-    for s in ("uncertainty", "scalarizer"):
-        for step in results[s].steps[1:]:
+    distance = run("uncertainty", batch_selection="distance")
+    for res in (results["scalarizer"], distance):
+        for step in res.steps[1:]:
             p = step.positions.astype(float)
             d = np.sqrt(((p[:, None] - p[None]) ** 2).sum(-1))
             assert d[np.triu_indices(len(p), 1)].min() >= 3.0
 
 
-def test_uncertainty_picks_the_largest_spread():
+@pytest.mark.parametrize("score", ["relative", "absolute"])
+def test_uncertainty_picks_the_largest_expected_error(score):
     loop = autonomous.Loop(scope(), tiny, budget=12, batch=3, n_seed=5, strategy="uncertainty",
-                           min_distance=0, **FAST)
+                           min_distance=0, score=score, batch_selection="distance", **FAST)
     loop.step()
-    score = np.where(np.isin(np.arange(SIZE * SIZE), loop.positions @ [SIZE, 1]).reshape(SIZE, SIZE),
-                     -np.inf, loop.std.sum(-1))
-    best = np.argsort(-score.ravel())[:3]
+    std, mean = loop.std.astype(np.float64), loop.mean.astype(np.float64)
+    # relative: the expected per-spectrum NMSE; absolute: the spread in counts
+    expected = ((std**2).sum(-1) / (mean**2).sum(-1) if score == "relative" else std.sum(-1))
+    measured = np.isin(np.arange(SIZE * SIZE), loop.positions @ [SIZE, 1]).reshape(SIZE, SIZE)
+    best = np.argsort(-np.where(measured, -np.inf, expected).ravel())[:3]
     record = loop.step()
     assert sorted((record.positions @ [SIZE, 1]).tolist()) == sorted(best.tolist())
+
+
+def test_coverage_batches_follow_the_expected_error_of_alike_tiles():
+    loop = autonomous.Loop(scope(), tiny, budget=12, batch=4, n_seed=5, strategy="uncertainty",
+                           neighbours=8, **FAST)
+    loop.step()
+    nbr = tile_neighbours(loop._tiles, 8)
+    score, free = loop._uncertainty_score(), ~loop.measured
+    expected = cover_greedy(score, nbr, free, 4)
+    # the first pick: the largest expected error summed over its 8 look-alikes
+    gain = np.where(free, score, 0.0).ravel()[nbr].sum(axis=1)
+    gain[~free.ravel()] = -np.inf
+    assert expected[0] @ [SIZE, 1] == np.argmax(gain)
+    record = loop.step()
+    np.testing.assert_array_equal(record.positions, expected)
+
+
+def test_tile_neighbours_and_cover_greedy():
+    rng = np.random.default_rng(0)
+    tiles = rng.normal(size=(30, 4, 4))
+    tiles[10:] += 50.0                       # two kinds of structure: 10 and 20 tiles
+    nbr = tile_neighbours(tiles, 5)
+    assert nbr.shape == (30, 5) and (nbr[:, 0] == np.arange(30)).all()   # itself first
+    assert (nbr[:10] < 10).all() and (nbr[10:] >= 10).all()              # alike with alike
+    # equal error everywhere: after a pick its look-alikes are covered, the next goes elsewhere
+    picks = cover_greedy(np.ones((5, 6)), nbr, np.ones((5, 6), bool), 3) @ [6, 1]
+    for i, p in enumerate(picks):
+        assert not set(picks[i + 1:].tolist()) & set(nbr[p].tolist())
+    # an error only on the small kind sends the batch there
+    score = np.zeros((5, 6))
+    score.flat[:10] = 1.0
+    assert (cover_greedy(score, nbr, np.ones((5, 6), bool), 2) @ [6, 1] < 10).all()
+    # measured pixels are never picked, and no more than the free ones
+    avail = np.zeros((5, 6), bool)
+    avail.flat[[3, 17]] = True
+    assert sorted((cover_greedy(score, nbr, avail, 5) @ [6, 1]).tolist()) == [3, 17]
+    with pytest.raises(ValueError, match="between 1 and the 30 tiles"):
+        tile_neighbours(tiles, 31)
+
+
+def test_updates_set_a_floor_on_training():
+    # 5 seed spectra in batches of 32: one update per epoch, so `updates` decides the epochs
+    loop = autonomous.Loop(scope(), tiny, budget=9, batch=4, n_seed=5, strategy="random",
+                           n_members=2, epochs=1, updates=3, batch_size=32)
+    assert loop.step().epochs == 6          # the first step: 2 x updates
+    assert loop.step().epochs == 3
+    few = autonomous.Loop(scope(), tiny, budget=9, batch=4, n_seed=5, strategy="random",
+                          n_members=2, epochs=2, updates=0, batch_size=2)
+    assert [few.step().epochs, few.step().epochs] == [4, 2]   # epochs alone when updates=0
+
+
+def test_grid_positions():
+    for shape, k in [((24, 24), 5), ((96, 96), 92), ((10, 3), 7), ((1, 50), 5), ((3, 3), 9)]:
+        pos = grid_positions(shape, k)
+        assert pos.shape == (k, 2) and len({tuple(p) for p in pos.tolist()}) == k
+        assert (pos >= 0).all() and (pos < shape).all()
+    # 16 points on a 32x32 scan: the 4x4 grid of cell centres, 8 px apart
+    pos = grid_positions((32, 32), 16)
+    assert sorted(set(pos[:, 0].tolist())) == sorted(set(pos[:, 1].tolist())) == [4, 12, 20, 28]
+    with pytest.raises(ValueError, match="between 1 and the 9 pixels"):
+        grid_positions((3, 3), 10)
 
 
 def test_stop_and_resume_continue_identically():
@@ -154,3 +229,9 @@ def test_bad_arguments():
         autonomous.Loop(object(), tiny, budget=10)
     with pytest.raises(ValueError, match="acquisition must be"):
         autonomous.Loop(scope(), tiny, budget=10, acquisition="pi")
+    with pytest.raises(ValueError, match="score must be one of"):
+        autonomous.Loop(scope(), tiny, budget=10, score="variance")
+    with pytest.raises(ValueError, match="seed_design must be one of"):
+        autonomous.Loop(scope(), tiny, budget=10, seed_design="sobol")
+    with pytest.raises(ValueError, match="updates must be an integer >= 0"):
+        autonomous.Loop(scope(), tiny, budget=10, updates=-1)

@@ -23,7 +23,7 @@ from plasmonwidgets.widgets.autonomous_panel import (
 )
 
 SIZE, N_ENERGY, WINDOW = 24, 16, 8
-FAST = dict(n_members=2, epochs=1, epochs_first=2, batch_size=32, window=WINDOW)
+FAST = dict(n_members=2, epochs=1, epochs_first=2, updates=4, batch_size=32, window=WINDOW)
 WAIT_S = 120
 
 

@@ -51,7 +51,8 @@ from .modes import cube_modes
 from .nearfield import lattice_sum_shift
 from .oscillators import pole_model
 
-__all__ = ["QS_REGION_NAMES", "QS_SIMULATOR_VERSION", "QuasistaticSceneConfig", "simulate_quasistatic_scene"]
+__all__ = ["QS_REGION_NAMES", "QS_SIMULATOR_VERSION", "QuasistaticScene", "QuasistaticSceneConfig",
+           "quasistatic_scene", "simulate_quasistatic_scene"]
 
 #: Bumped whenever a change alters the generated numbers.
 QS_SIMULATOR_VERSION = "qs-1.0"
@@ -223,15 +224,21 @@ def _materials(rng: np.random.Generator, n: int, cfg: QuasistaticSceneConfig):
 
 
 def _local_loss(table: CouplingTable, cfg: QuasistaticSceneConfig, dip: CubeModes, layout: Layout,
-                omega_p: np.ndarray, damping: np.ndarray, centres: np.ndarray, size: int,
+                omega_p: np.ndarray, damping: np.ndarray, centres: np.ndarray, pixels: np.ndarray,
                 pixel_size: float, energy: np.ndarray, sides: np.ndarray) -> np.ndarray:
-    """(P, E) Σ over cubes near each beam of taper × (full modal loss − isolated dipole loss).
+    """(K, E) Σ over cubes near each beam of taper × (full modal loss − isolated dipole loss).
 
-    ``sides`` (N,) nm: the plasmonic cores' sides (the cubes' sides without depletion); the
-    subtracted dipole keeps the lattice's regularisation radius, half the cube's full side.
+    ``pixels`` (K, 2) int: the SI pixels (row, col) of the beams, ``centres`` (size,) nm the
+    pixel centres. ``sides`` (N,) nm: the plasmonic cores' sides (the cubes' sides without
+    depletion); the subtracted dipole keeps the lattice's regularisation radius, half the
+    cube's full side.
     """
     beam = cfg.beam
-    out = np.zeros((size * size, len(energy)))
+    size = len(centres)
+    # each cube sees its beams in row-major order, as a box of the whole scan would list them
+    order = np.argsort(pixels[:, 0] * size + pixels[:, 1], kind="stable")
+    rows, cols = pixels[order, 0], pixels[order, 1]
+    out = np.zeros((len(pixels), len(energy)))
     q = beam.q(energy)
     r_in, r_out = cfg.local_radius
     pref = loss_prefactor(beam) / cfg.eps_host
@@ -241,14 +248,14 @@ def _local_loss(table: CouplingTable, cfg: QuasistaticSceneConfig, dip: CubeMode
         c0_, c1_ = max(int((cx - reach) / pixel_size), 0), min(int((cx + reach) / pixel_size) + 2, size)
         if r0_ >= r1_ or c0_ >= c1_:
             continue
-        rr, cc = np.meshgrid(np.arange(r0_, r1_), np.arange(c0_, c1_), indexing="ij")
-        off = np.column_stack([centres[rr.ravel()] - cy, centres[cc.ravel()] - cx])
+        box = np.flatnonzero((rows >= r0_) & (rows < r1_) & (cols >= c0_) & (cols < c1_))
+        off = np.column_stack([centres[rows[box]] - cy, centres[cols[box]] - cx])
         dist = np.hypot(off[:, 0], off[:, 1]) / a
         sel = dist < r_out
         if not sel.any():
             continue
         off, dist = off[sel], dist[sel]
-        idx = (rr.ravel() * size + cc.ravel())[sel]
+        idx = order[box[sel]]
         taper = np.clip((r_out - dist) / (r_out - r_in), 0.0, 1.0)
         taper = np.sin(0.5 * np.pi * taper) ** 2
         mat = Drude(cfg.material.eps_inf, float(omega_p[p]), float(damping[p]))
@@ -262,6 +269,247 @@ def _local_loss(table: CouplingTable, cfg: QuasistaticSceneConfig, dip: CubeMode
 
 
 # --- the scene -----------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class QuasistaticScene:
+    """One quasi-static scene, set up: all that does not depend on which beams are evaluated.
+
+    Built once by :func:`quasistatic_scene` (layout, materials, coupling table, the embedded
+    dipole lattice with its eigendecomposition, thickness maps). :meth:`expected_counts` then
+    gives the noiseless spectra at any SI pixels at a cost proportional to their number;
+    :func:`simulate_quasistatic_scene` is it at every pixel, plus the instrument's noise.
+
+    Attributes
+    ----------
+    seed, size, n_energy, e_min, e_max, scale, dose, pixel_size :
+        The checked arguments, as for :func:`simulate_quasistatic_scene`.
+    config : QuasistaticSceneConfig
+        The physics.
+    seeds : tuple of 8 np.random.SeedSequence
+        The scene's streams: geometry, zero-loss tail, spectrum noise, HAADF, materials, buffer
+        cubes, buffer materials, energy drift.
+    layout : Layout
+        The scanned film's cubes (N of them); ``far``: the buffer cubes (:func:`far_particles`).
+    omega_p, damping : (N,) float
+        Each scanned cube's ωp and γ, eV.
+    energy : (E,) float
+        Channel centres, eV (``fine``, ``first``, ``n_sub``, ``d``: the simulation grid).
+    thickness : (size, size) float
+        Probe-averaged projected thickness of each SI pixel, nm (``thick_si``: oversampled, unblurred).
+    lattice : EmbeddedDipoles or None
+        The coupled film (None for a scene without cubes); ``film``: its coarse-grained far part.
+
+    Examples
+    --------
+    >>> scene = quasistatic_scene(seed=1, size=16, n_energy=24)                # doctest: +SKIP
+    >>> scene.expected_counts([[0, 0], [7, 9]]).shape                          # doctest: +SKIP
+    (2, 24)
+    """
+
+    seed: int
+    size: int
+    n_energy: int
+    e_min: float
+    e_max: float
+    scale: int
+    dose: float
+    pixel_size: float
+    config: QuasistaticSceneConfig
+    seeds: tuple
+    layout: Layout
+    far: dict
+    omega_p: np.ndarray
+    damping: np.ndarray
+    dip: CubeModes
+    table: CouplingTable
+    energy: np.ndarray
+    fine: np.ndarray
+    first: int
+    n_sub: int
+    d: float
+    lattice: EmbeddedDipoles | None
+    film: FarFilm | None
+    n_nodes: int
+    thick_si: np.ndarray
+    thickness: np.ndarray
+
+    @property
+    def centres(self) -> np.ndarray:
+        """(size,) SI pixel centres along either axis, nm."""
+        return (np.arange(self.size) + 0.5) * self.pixel_size
+
+    @property
+    def step(self) -> float:
+        """Channel width, eV."""
+        return self.energy[1] - self.energy[0]
+
+    def all_pixels(self) -> np.ndarray:
+        """(size², 2) int64 every SI pixel (row, col), row-major."""
+        rows, cols = np.divmod(np.arange(self.size * self.size, dtype=np.int64), self.size)
+        return np.column_stack([rows, cols])
+
+    def expected_counts(self, pixels) -> np.ndarray:
+        """Noiseless counts (K, E) float64 per channel at SI pixels ``pixels`` (K, 2) (row, col).
+
+        The lattice, local-mode and bulk losses are evaluated at these beams only (cost ∝ K).
+        The whole scan in row-major order gives :func:`simulate_quasistatic_scene`'s ``clean``
+        exactly; a subset agrees with it to float32 rounding (the film's oscillator solve is
+        float32 and its matrix products are blocked by batch).
+
+        Examples
+        --------
+        >>> scene = quasistatic_scene(seed=1, size=16, n_energy=24)            # doctest: +SKIP
+        >>> scene.expected_counts(np.array([[3, 4]])).shape                     # doctest: +SKIP
+        (1, 24)
+        """
+        pix = self._pixels(pixels)
+        cfg, centres = self.config, self.centres
+        if len(pix) == 0:
+            return np.zeros((0, self.n_energy))
+        rows, cols = pix[:, 0], pix[:, 1]
+        gamma = np.zeros((len(pix), len(self.fine)))
+        with single_threaded_blas():
+            if self.lattice is not None:
+                beams = _with_scan_corners(np.column_stack([centres[rows], centres[cols]]), centres)
+                gamma += self.lattice.loss(beams, self.fine, n_nodes=self.n_nodes)[:len(pix)] / cfg.eps_host
+                gamma += _local_loss(self.table, cfg, self.dip, self.layout, self.omega_p, self.damping,
+                                     centres, pix, self.pixel_size, self.fine,
+                                     sides=self.layout.sides - 2.0 * cfg.depletion)
+        # the volume plasmon lives where the free carriers are: the depleted shell adds no bulk loss
+        core = np.clip(self.thickness - 2.0 * cfg.depletion, 0.0, None) if cfg.depletion else self.thickness
+        points = np.column_stack([centres[rows], centres[cols]])
+        gamma += _bulk(cfg, self.layout, self.omega_p, self.damping, core[rows, cols], points, self.fine)
+        gamma += _support_loss(cfg, self.fine)[None, :]
+        gamma = np.clip(gamma, 0.0, None)  # interpolation can leave −1e-9 far from any cube
+        gamma = broaden(gamma, self.d, cfg.fwhm)
+        gamma = channel_average(gamma, self.first, self.n_sub, self.n_energy)
+        return self.dose * self.step * gamma
+
+    def haadf(self, noise: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(clean, recorded) HAADF images (size·scale,)² float64, counts (recorded: with noise)."""
+        cfg, os_si = self.config, self.config.oversample
+        thick = self.thick_si
+        if self.scale > 1:
+            thick = _thickness(self.layout, (self.size * self.scale * os_si,) * 2,
+                               self.pixel_size / (self.scale * os_si))
+        rng = np.random.default_rng(self.seeds[3]) if noise else None
+        return render_haadf(thick, np.ones_like(thick), os_si, self.pixel_size / self.scale, cfg.haadf, rng)
+
+    def _pixels(self, pixels) -> np.ndarray:
+        arr = np.asarray(pixels)
+        if arr.size == 0:
+            return np.zeros((0, 2), np.int64)
+        if arr.ndim != 2 or arr.shape[1] != 2 or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"pixels must be (K, 2) integer (row, col), got {arr.dtype} {arr.shape}")
+        pix = arr.astype(np.int64)
+        if pix.min() < 0 or pix.max() >= self.size:
+            raise ValueError(f"pixels must lie in 0..{self.size - 1}, got {pix.min()}..{pix.max()}")
+        return pix
+
+
+def quasistatic_scene(
+    seed: int = 0,
+    size: int = 96,
+    n_energy: int = 100,
+    e_min: float = 0.2,
+    e_max: float = 1.2,
+    scale: int = 1,
+    dose: float = DEFAULT_DOSE,
+    pixel_size: float = 2.0,
+    config: QuasistaticSceneConfig | None = None,
+) -> QuasistaticScene:
+    """Set up a scene of :func:`simulate_quasistatic_scene` without evaluating any beam.
+
+    Arguments as there. The expensive per-beam work is left to
+    :meth:`QuasistaticScene.expected_counts`, so spectra at a few pixels cost a fraction of
+    the scene (the lattice's eigendecomposition is paid here, once).
+
+    Examples
+    --------
+    >>> scene = quasistatic_scene(seed=1, size=16, n_energy=24)                # doctest: +SKIP
+    >>> full = simulate_quasistatic_scene(seed=1, size=16, n_energy=24)         # doctest: +SKIP
+    >>> np.allclose(scene.expected_counts([[2, 5]])[0], full.clean[2, 5], rtol=1e-5)  # doctest: +SKIP
+    True
+    """
+    seed, size, n_energy, e_min, e_max, scale, dose, pixel_size = validate_arguments(
+        seed, size, n_energy, e_min, e_max, scale, dose, pixel_size)
+    cfg = config or QuasistaticSceneConfig()
+    seeds = np.random.SeedSequence(seed).spawn(8)  # the first seven as before: same scenes
+    geo_rng, mat_rng = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[4])
+    far_seed = int(seeds[5].generate_state(1)[0])
+    field_nm = size * pixel_size
+    layout = generate_layout(geo_rng, (field_nm, field_nm), cfg.geometry)
+    far = far_particles(layout, cfg.extension, far_seed)
+    if not 0.0 <= cfg.depletion < 0.25 * cfg.geometry.side_range[0]:
+        raise ValueError(f"depletion must be in [0, a quarter of the smallest side "
+                         f"{0.25 * cfg.geometry.side_range[0]:g} nm), got {cfg.depletion!r}")
+    omega_p, damping = _materials(mat_rng, layout.n_particles, cfg)
+    dip = dipole_modes(cfg)
+    table = coupling_table(rounding=cfg.rounding, n_flat=cfg.n_flat, n_round=cfg.n_round, step=cfg.table_step)
+    energy = np.linspace(e_min, e_max, n_energy)
+    fine, first, n_sub, d = _fine_energy_grid(e_min, e_max, n_energy, cfg.fwhm, cfg.max_step)
+
+    lattice, film = None, None
+    n_nodes = cfg.oscillator_nodes if _lattice_mode(cfg.lattice_materials) == "oscillators" else cfg.n_nodes
+    if layout.n_particles:
+        with single_threaded_blas():
+            lattice, film = _coupled_film(cfg, layout, far, omega_p, damping, dip, seeds[6], field_nm,
+                                          (e_min, e_max))
+
+    # probe-averaged thickness of each SI pixel; the support is everywhere (no vacuum)
+    os_si = cfg.oversample
+    thick_si = _thickness(layout, (size * os_si, size * os_si), pixel_size / os_si)
+    sigma = cfg.haadf.probe_sigma_nm * os_si / pixel_size
+    thickness = block_mean(ndimage.gaussian_filter(thick_si, sigma), os_si)
+    return QuasistaticScene(
+        seed=seed, size=size, n_energy=n_energy, e_min=e_min, e_max=e_max, scale=scale, dose=dose,
+        pixel_size=pixel_size, config=cfg, seeds=tuple(seeds), layout=layout, far=far, omega_p=omega_p,
+        damping=damping, dip=dip, table=table, energy=energy, fine=fine, first=first, n_sub=n_sub, d=d,
+        lattice=lattice, film=film, n_nodes=n_nodes, thick_si=thick_si, thickness=thickness)
+
+
+def _coupled_film(cfg: QuasistaticSceneConfig, layout: Layout, far: dict, omega_p, damping, dip: CubeModes,
+                  material_seed, field_nm: float, energy_range) -> tuple[EmbeddedDipoles, FarFilm]:
+    """The explicit cubes and the far film as one :class:`.embedding.EmbeddedDipoles` (solved once)."""
+    all_c = np.concatenate([layout.centers, far["centers"]])
+    all_a = np.concatenate([layout.sides, far["sides"]])
+    core = all_a - 2.0 * cfg.depletion  # the plasmonic core of each cube
+    film = _far_film(layout, far, cfg, field_nm)
+    near_kw = {}
+    if cfg.near_field:
+        near_kw = {"sides": core, "film_side": cfg.geometry.side_mean - 2.0 * cfg.depletion,
+                   "rotations": np.concatenate([layout.rotations, far["rotations"]]),
+                   "film_rotation": layout.lattice_angle}
+    mode = _lattice_mode(cfg.lattice_materials)
+    if mode != "mean":
+        wp_far, gam_far = _materials(np.random.default_rng(material_seed), len(far["sides"]), cfg)
+        wp_all, gam_all = np.concatenate([omega_p, wp_far]), np.concatenate([damping, gam_far])
+    if mode == "dense":
+        near_kw["site_susceptibilities"] = [
+            replace(dip, material=Drude(cfg.material.eps_inf, float(w), float(g))).susceptibility
+            for w, g in zip(wp_all, gam_all)]
+    elif mode == "oscillators":
+        near_kw.update(site_materials=(wp_all, gam_all), film_material=(cfg.material.omega_p,
+                                                                        cfg.material.damping),
+                       poles=pole_model(dip, cfg.lattice_poles, omega_p_range=cfg.omega_p_range,
+                                        damping_range=cfg.damping_range, energy_range=energy_range))
+    lattice = EmbeddedDipoles(cfg.beam, dip.susceptibility, all_c, core**3, all_a / 2, film,
+                              far_nodes=cfg.far_nodes, **near_kw)
+    return lattice, film
+
+
+def _with_scan_corners(beams: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """``beams`` (K, 2) nm, followed by the scan's two extreme corners unless they span it already.
+
+    The far film's beam field is interpolated on a Chebyshev grid over the beams' bounding box
+    (:meth:`.embedding.EmbeddedDipoles.loss`); fixing that box to the whole scan's makes a
+    subset's spectra those of the full scene (and keeps a single beam's box from vanishing).
+    """
+    lo, hi = centres[0], centres[-1]
+    if (beams.min(axis=0) == lo).all() and (beams.max(axis=0) == hi).all():
+        return beams
+    return np.concatenate([beams, [[lo, lo], [hi, hi]]])
+
 
 def simulate_quasistatic_scene(
     seed: int = 0,
@@ -280,7 +528,8 @@ def simulate_quasistatic_scene(
 
     Arguments as :func:`plasmonwidgets.simulate.simulate_scene`; ``config`` holds the physics.
     The result's ``particles`` add per-cube ``omega_p`` and ``damping`` (eV); the far lattice
-    (beyond one pitch outside the scan) is summarised in ``simulation``.
+    (beyond one pitch outside the scan) is summarised in ``simulation``. The work is
+    :func:`quasistatic_scene` then :meth:`QuasistaticScene.expected_counts` at every pixel.
 
     Examples
     --------
@@ -288,77 +537,17 @@ def simulate_quasistatic_scene(
     >>> r.spectra.shape
     (16, 16, 24)
     """
-    seed, size, n_energy, e_min, e_max, scale, dose, pixel_size = validate_arguments(
-        seed, size, n_energy, e_min, e_max, scale, dose, pixel_size)
-    cfg = config or QuasistaticSceneConfig()
-    seeds = np.random.SeedSequence(seed).spawn(8)  # the first seven as before: same scenes
-    geo_rng, tail_rng, noise_rng, haadf_rng, mat_rng = (np.random.default_rng(s) for s in seeds[:5])
-    far_seed = int(seeds[5].generate_state(1)[0])
-    field_nm = size * pixel_size
-    layout = generate_layout(geo_rng, (field_nm, field_nm), cfg.geometry)
-    far = far_particles(layout, cfg.extension, far_seed)
-    if not 0.0 <= cfg.depletion < 0.25 * cfg.geometry.side_range[0]:
-        raise ValueError(f"depletion must be in [0, a quarter of the smallest side "
-                         f"{0.25 * cfg.geometry.side_range[0]:g} nm), got {cfg.depletion!r}")
-    omega_p, damping = _materials(mat_rng, layout.n_particles, cfg)
-    dip = dipole_modes(cfg)
-    table = coupling_table(rounding=cfg.rounding, n_flat=cfg.n_flat, n_round=cfg.n_round, step=cfg.table_step)
-
-    energy = np.linspace(e_min, e_max, n_energy)
-    step = energy[1] - energy[0]
-    fine, first, n_sub, d = _fine_energy_grid(e_min, e_max, n_energy, cfg.fwhm, cfg.max_step)
-    centres = (np.arange(size) + 0.5) * pixel_size
-    yy, xx = np.meshgrid(centres, centres, indexing="ij")
-    beams = np.column_stack([yy.ravel(), xx.ravel()])
-
-    gamma = np.zeros((len(beams), len(fine)))
-    with single_threaded_blas():
-        if layout.n_particles:
-            all_c = np.concatenate([layout.centers, far["centers"]])
-            all_a = np.concatenate([layout.sides, far["sides"]])
-            core = all_a - 2.0 * cfg.depletion  # the plasmonic core of each cube
-            film = _far_film(layout, far, cfg, field_nm)
-            near_kw = {}
-            if cfg.near_field:
-                near_kw = {"sides": core, "film_side": cfg.geometry.side_mean - 2.0 * cfg.depletion,
-                           "rotations": np.concatenate([layout.rotations, far["rotations"]]),
-                           "film_rotation": layout.lattice_angle}
-            mode = _lattice_mode(cfg.lattice_materials)
-            if mode != "mean":
-                wp_far, gam_far = _materials(np.random.default_rng(seeds[6]), len(far["sides"]), cfg)
-                wp_all, gam_all = np.concatenate([omega_p, wp_far]), np.concatenate([damping, gam_far])
-            if mode == "dense":
-                near_kw["site_susceptibilities"] = [
-                    replace(dip, material=Drude(cfg.material.eps_inf, float(w), float(g))).susceptibility
-                    for w, g in zip(wp_all, gam_all)]
-            elif mode == "oscillators":
-                near_kw.update(site_materials=(wp_all, gam_all), film_material=(cfg.material.omega_p,
-                                                                                cfg.material.damping),
-                               poles=pole_model(dip, cfg.lattice_poles, omega_p_range=cfg.omega_p_range,
-                                                damping_range=cfg.damping_range, energy_range=(e_min, e_max)))
-            lattice = EmbeddedDipoles(cfg.beam, dip.susceptibility, all_c, core**3, all_a / 2, film,
-                                      far_nodes=cfg.far_nodes, **near_kw)
-            n_nodes = cfg.oscillator_nodes if mode == "oscillators" else cfg.n_nodes
-            gamma += lattice.loss(beams, fine, n_nodes=n_nodes) / cfg.eps_host
-            gamma += _local_loss(table, cfg, dip, layout, omega_p, damping, centres, size, pixel_size, fine,
-                                 sides=layout.sides - 2.0 * cfg.depletion)
-
-    # probe-averaged thickness of each SI pixel; the support is everywhere (no vacuum)
-    os_si = cfg.oversample
-    thick_si = _thickness(layout, (size * os_si, size * os_si), pixel_size / os_si)
-    sigma = cfg.haadf.probe_sigma_nm * os_si / pixel_size
-    thickness = block_mean(ndimage.gaussian_filter(thick_si, sigma), os_si)
-    # the volume plasmon lives where the free carriers are: the depleted shell adds no bulk loss
-    core_thickness = np.clip(thickness - 2.0 * cfg.depletion, 0.0, None) if cfg.depletion else thickness
-    gamma += _bulk(cfg, layout, omega_p, damping, core_thickness, centres, fine)
-    gamma += _support_loss(cfg, fine)[None, :]
-    gamma = np.clip(gamma, 0.0, None)  # interpolation can leave −1e-9 far from any cube
-    gamma = broaden(gamma, d, cfg.fwhm)
-    gamma = channel_average(gamma, first, n_sub, n_energy)
-    clean = (dose * step * gamma).reshape(size, size, n_energy)
+    scene = quasistatic_scene(seed, size, n_energy, e_min, e_max, scale, dose, pixel_size, config)
+    seed, size, n_energy, e_min, e_max, scale, dose, pixel_size = (
+        scene.seed, scene.size, scene.n_energy, scene.e_min, scene.e_max, scene.scale, scene.dose,
+        scene.pixel_size)
+    cfg, layout, energy, seeds = scene.config, scene.layout, scene.energy, scene.seeds
+    step = scene.step
+    clean = scene.expected_counts(scene.all_pixels()).reshape(size, size, n_energy)
 
     if zlp_tail:  # the raw instrument: a residual zero-loss tail and a drifting energy axis
-        tail_p, zlp_a, zlp_r = _zlp_tail(tail_rng, (size, size), energy, cfg.zlp_amplitude)
+        tail_p, zlp_a, zlp_r = _zlp_tail(np.random.default_rng(seeds[1]), (size, size), energy,
+                                         cfg.zlp_amplitude)
         tail = dose * step * tail_p
         offset = energy_drift(np.random.default_rng(seeds[7]), (size, size), drift=cfg.energy_drift,
                               jitter=cfg.energy_jitter)
@@ -366,15 +555,13 @@ def simulate_quasistatic_scene(
     else:
         tail, zlp_a, zlp_r, offset = np.zeros_like(clean), None, None, None
         recorded = clean
-    spectra = poisson(noise_rng, recorded) if noise else recorded
-    if scale > 1:
-        thick_si = _thickness(layout, (size * scale * os_si,) * 2, pixel_size / (scale * os_si))
-    haadf_clean, haadf = render_haadf(thick_si, np.ones_like(thick_si), os_si, pixel_size / scale,
-                                      cfg.haadf, haadf_rng if noise else None)
+    spectra = poisson(np.random.default_rng(seeds[2]), recorded) if noise else recorded
+    haadf_clean, haadf = scene.haadf(noise)
     regions = region_map(layout, (size, size), pixel_size)  # label 5 = beyond the film edge
 
     particles = layout.particles()
-    particles.update(omega_p=omega_p, damping=damping)
+    particles.update(omega_p=scene.omega_p, damping=scene.damping)
+    far, film, table = scene.far, scene.film, scene.table
     simulation = {
         "simulator_version": QS_SIMULATOR_VERSION, "physics": "quasistatic",
         "seed": seed, "size": size, "n_energy": n_energy, "e_min": e_min, "e_max": e_max,
@@ -384,7 +571,7 @@ def simulate_quasistatic_scene(
         "film_radius_pitches": cfg.film_radius, "near_field_coupling": bool(cfg.near_field),
         "depletion_nm": cfg.depletion, "lattice_materials": _lattice_mode(cfg.lattice_materials) != "mean",
         "lattice_solver": _lattice_mode(cfg.lattice_materials),
-        "n_film_blocks": int(len(film.sizes)) if layout.n_particles else 0,
+        "n_film_blocks": int(len(film.sizes)) if film is not None else 0,
         "lattice_pitch_nm": cfg.geometry.pitch, "lattice_angle_rad": layout.lattice_angle,
         "beam_energy_kev": cfg.beam.e0_kev, "collection_angle_rad": cfg.beam.theta_c,
         "eps_inf": cfg.material.eps_inf, "omega_p_ev": cfg.material.omega_p,
@@ -397,7 +584,7 @@ def simulate_quasistatic_scene(
     f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
     return SceneResult(
         energy=energy, spectra=f32(spectra), clean=f32(clean), tail=f32(tail), haadf=f32(haadf),
-        haadf_clean=f32(haadf_clean), thickness=f32(thickness), regions=regions,
+        haadf_clean=f32(haadf_clean), thickness=f32(scene.thickness), regions=regions,
         region_names=list(QS_REGION_NAMES), particles=particles, simulation=simulation,
         pixel_size=pixel_size, scale=scale, zlp_a=zlp_a, zlp_r=zlp_r, layout=layout,
         energy_offset=offset,
@@ -431,15 +618,15 @@ def _far_film(layout: Layout, far: dict, cfg: QuasistaticSceneConfig, field_nm: 
     return film
 
 
-def _bulk(cfg: QuasistaticSceneConfig, layout: Layout, omega_p, damping, thickness, centres, energy):
-    """(P, E) bulk loss of beams through a cube, with the material of the nearest cube."""
-    t = thickness.ravel()
+def _bulk(cfg: QuasistaticSceneConfig, layout: Layout, omega_p, damping, thickness, points, energy):
+    """(K, E) bulk loss of beams at ``points`` (K, 2) nm through ``thickness`` (K,) nm of cube,
+    with the material of the nearest cube."""
+    t = np.asarray(thickness).ravel()
     out = np.zeros((len(t), len(energy)))
     hit = np.flatnonzero(t > 1e-3)
     if hit.size == 0 or layout.n_particles == 0:
         return out
-    yy, xx = np.meshgrid(centres, centres, indexing="ij")
-    pts = np.column_stack([yy.ravel()[hit], xx.ravel()[hit]])
+    pts = points[hit]
     nearest = np.argmin(np.hypot(*(pts[:, None, :] - layout.centers[None, :, :]).transpose(2, 0, 1)), axis=1)
     for p in np.unique(nearest):
         rows = hit[nearest == p]
