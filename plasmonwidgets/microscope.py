@@ -13,6 +13,7 @@ spectrum at one spot would be a new measurement, not the recorded one) or outsid
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -251,6 +252,19 @@ class SimulatedMicroscope(RecordedMicroscope):
     def scale(self) -> int:
         """HAADF pixels per SI pixel."""
         return int(self.scene.scale) if self.on_demand else int(self.si.scale)
+
+    def fresh(self) -> SimulatedMicroscope:
+        """The same scene with nothing acquired yet (sharing the set-up scene or replayed SI).
+
+        Examples
+        --------
+        >>> again = scope.fresh()            # doctest: +SKIP
+        >>> again.acquired.shape             # doctest: +SKIP
+        (0, 2)
+        """
+        twin = copy.copy(self)
+        twin._order, twin._acquired = {}, []
+        return twin
 
     def haadf(self) -> np.ndarray:
         """The whole HAADF (H, W) float32, counts (on demand: the scene's, as the full simulation's)."""

@@ -356,6 +356,8 @@ class AutonomousPanel(ipw.VBox):
         """A fresh microscope over the same scan (each position is measured once)."""
         from ..microscope import RecordedMicroscope
 
+        if callable(getattr(self.microscope, "fresh", None)):
+            return self.microscope.fresh()
         si = getattr(self.microscope, "si", None)
         if si is None:
             self._show_message(

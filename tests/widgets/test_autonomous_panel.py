@@ -191,6 +191,26 @@ def test_reset_starts_a_new_run_and_keeps_the_old_curve():
     assert len(microscope.acquired) == 8  # the first run's positions only
 
 
+def test_on_demand_microscope_runs_without_a_truth_and_resets_to_a_fresh_one():
+    from plasmonwidgets.simulate.quasistatic.scene import QuasistaticSceneConfig
+
+    microscope = pw.SimulatedMicroscope(seed=3, size=16, n_energy=N_ENERGY, on_demand=True,
+                                        config=QuasistaticSceneConfig(lattice_materials=False))
+    panel = panel_on(microscope, budget=8)
+    assert panel.truth is None and panel.error_figure not in panel.children
+    click(panel, "start")
+    assert panel.wait(WAIT_S) and panel.n_measured == 8 and panel.message.value == ""
+    first, first_spectra = panel.loop.positions, panel.loop.result.spectra
+    click(panel, "reset")
+    assert panel.microscope is not microscope and len(panel.microscope.acquired) == 0
+    assert panel.microscope.scene is microscope.scene      # the set-up scene is shared
+    click(panel, "start")
+    assert panel.wait(WAIT_S) and panel.n_measured == 8
+    # the same seed measures the same positions again, and gets the same spectra there
+    np.testing.assert_array_equal(panel.loop.positions, first)
+    np.testing.assert_array_equal(panel.loop.result.spectra, first_spectra)
+
+
 def test_map_quantity_and_energy_window():
     panel = panel_on(scope())
     click(panel, "step")
