@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import sys
@@ -47,7 +46,7 @@ from plasmonwidgets.analysis.calibration import (
 from plasmonwidgets.metrics import nmse_percent
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_protocol import build  # the protocol's model, not a copy of it
+from bench_protocol import build, write_report  # the protocol's model and report writer
 
 #: nominal level of the interval the issue asks about, and its acceptance band
 LEVEL = 0.9
@@ -270,12 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         "aggregate": aggregate(runs),
     }
     result["wall_s"] = time.perf_counter() - t0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    text = markdown(result)
-    args.out.with_suffix(".md").write_text(text + "\n")
-    print("\n" + text)
-    print(f"\nwrote {args.out} and {args.out.with_suffix('.md')} ({result['wall_s']:.0f} s)")
+    write_report(args.out, result, markdown(result))
     return 0
 
 

@@ -324,13 +324,17 @@ def main(argv: list[str] | None = None) -> int:
         result["check_defaults"] = check_defaults(train, sets["scene 1 (validation)"], epochs)
     result["claims"] = claims(result)
     result["wall_s"] = time.perf_counter() - t0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    text = markdown(result)
-    args.out.with_suffix(".md").write_text(text + "\n")
-    print("\n" + text)
-    print(f"\nwrote {args.out} and {args.out.with_suffix('.md')} ({result['wall_s']:.0f} s)")
+    write_report(args.out, result, markdown(result))
     return 0
+
+
+def write_report(out: Path, result: dict, text: str) -> None:
+    """Write ``result`` as JSON to ``out`` and ``text`` beside it as .md; print the text."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    out.with_suffix(".md").write_text(text + "\n")
+    print("\n" + text)
+    print(f"\nwrote {out} and {out.with_suffix('.md')} ({result['wall_s']:.0f} s)")
 
 
 if __name__ == "__main__":
