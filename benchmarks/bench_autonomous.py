@@ -65,7 +65,7 @@ def curve(args, name: str, seed: int, scene: dict, truth: np.ndarray) -> dict:
                            strategy=strategy, seed=seed, **options)
     out = {"n_measured": [], "nmse": [], "nmse_p99": [], "nmse_max": [], "wall_s": 0.0}
     t0 = time.perf_counter()
-    for target in targets:
+    for fraction, target in zip(args.fractions, targets):
         loop.budget = target  # raise the budget fraction by fraction: the loop resumes
         loop.run()
         out["n_measured"].append(loop.n_measured)
@@ -74,11 +74,25 @@ def curve(args, name: str, seed: int, scene: dict, truth: np.ndarray) -> dict:
         per_pixel = cal.prediction_error_map(loop.mean, truth)
         out["nmse_p99"].append(float(np.nanpercentile(per_pixel, 99)))
         out["nmse_max"].append(float(np.nanmax(per_pixel)))
+        if args.polish_updates and fraction in args.polish_fractions:
+            out.setdefault("polished", {})[loop.n_measured] = polished(args, loop, truth)
     out["wall_s"] = time.perf_counter() - t0
     out["steps"] = len(loop.steps)
     if strategy == "uncertainty":
         out["calibration"] = calibration(loop, scope, truth, seed)
     return out
+
+
+def polished(args, loop, truth: np.ndarray) -> float:
+    """Whole-scan NMSE of a fresh ensemble trained to convergence on the loop's spectra so far:
+    what the chosen positions are worth once training is not the limit (the loop stays as is)."""
+    pairs = loop._training_pairs()
+    ens = pw.Ensemble(factory(args.n_energy, args.window), n_members=args.members, seed=loop.seed)
+    epochs = max(1, -(-args.polish_updates // -(-len(pairs.spectra) // 64)))
+    ens.fit(pairs, epochs=epochs, lr=args.lr, precision="float32")
+    h, w = loop.scan_shape
+    mean, _ = ens.predict(loop._tiles.reshape(h * w, args.window, args.window))
+    return whole_scan_nmse(mean.reshape(truth.shape), truth)
 
 
 def calibration(loop, scope, truth: np.ndarray, seed: int) -> dict:
@@ -116,7 +130,7 @@ def reference(args, scene: dict, truth: np.ndarray, seed: int) -> float:
 def ceiling(args, scene: dict, truth: np.ndarray) -> dict:
     """What the ensemble learns from a fixed set of spectra when trained to convergence.
 
-    For each fraction: fresh ensembles trained ``--ceiling-updates`` updates on an even grid
+    For each of ``--ceiling-fractions``: fresh ensembles trained ``--ceiling-updates`` updates on an even grid
     and on random pixels (no loop, no warm start): whether the loop's curve is limited by
     which spectra it chose or by what this model can learn from that many spectra.
     """
@@ -125,7 +139,7 @@ def ceiling(args, scene: dict, truth: np.ndarray) -> dict:
     tiles = autonomous.scan_tiles(si.haadf, (h, w), args.window)
     spectra = np.asarray(si.spectra, dtype=np.float32)
     out = {}
-    for fraction in args.fractions:
+    for fraction in args.ceiling_fractions:
         k = max(2, round(fraction / 100 * h * w))
         rng = np.random.default_rng(0)
         designs = {"grid": autonomous.grid_positions((h, w), k),
@@ -198,6 +212,8 @@ def run_scene(args, scene_seed: int, physics: str) -> dict:
             runs.append(r)
             print(f"{strategy:<12} {seed:>4} " + " ".join(f"{v:7.2f}" for v in r["nmse"])
                   + f"  {r['wall_s']:7.1f}", flush=True)
+            for n, v in r.get("polished", {}).items():
+                print(f"    retrained {args.polish_updates} updates on its {n} spectra: {v:.2f} %")
             if "calibration" in r:
                 c = r["calibration"]
                 print("    calibration: scale {std_scale:.2f}; 90% coverage raw noisy "
@@ -256,6 +272,11 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-2, help="loop and reference (Loop's default)")
     p.add_argument("--reference-epochs", type=int, default=30)
     p.add_argument("--reference-seeds", type=int, default=1)
+    p.add_argument("--polish-updates", type=int, default=0,
+                   help="at --polish-fractions, also train a fresh ensemble this long on the loop's "
+                        "spectra (0: skip)")
+    p.add_argument("--polish-fractions", default="10")
+    p.add_argument("--ceiling-fractions", default="10")
     p.add_argument("--ceiling-updates", type=int, default=0,
                    help="also train fresh ensembles this long on fixed grid/random sets (0: skip)")
     p.add_argument("--time-size", type=int, default=96, help="0 skips the step-time run")
@@ -265,6 +286,8 @@ def main() -> None:
     p.add_argument("--out", default=None)
     args = p.parse_args()
     args.fractions = [float(f) for f in args.fractions.split(",")]
+    args.polish_fractions = [float(f) for f in args.polish_fractions.split(",")]
+    args.ceiling_fractions = [float(f) for f in args.ceiling_fractions.split(",")]
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.only_step_time:
