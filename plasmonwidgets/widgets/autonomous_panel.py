@@ -26,6 +26,7 @@ from typing import Any
 import bqplot as bq
 import ipywidgets as ipw
 import numpy as np
+import torch
 import traitlets as t
 
 from ..autonomous import default_model_factory, whole_scan_nmse  # re-exported: the panel's defaults
@@ -121,6 +122,10 @@ class AutonomousPanel(ipw.VBox):
         (``False`` hides the curve).
     map_size : int
         Longest side of each image on screen, CSS pixels.
+    torch_threads : int or None
+        Torch CPU threads while a step runs (restored after each run of steps; None leaves
+        them alone). One: the members are small, and in a kernel that also serves the page
+        more threads only contend (a 96x96 step trained about twice as slowly with two).
     **loop_options
         More :class:`~plasmonwidgets.autonomous.Loop` options (``min_distance``,
         ``batch_size``, ``lr``, ``acquisition``, ``trainer_options`` ...).
@@ -167,7 +172,7 @@ class AutonomousPanel(ipw.VBox):
                  budget: int = 100, batch: int = 10, strategy: str = "uncertainty",
                  n_seed: int | None = None, n_members: int = 3, epochs: int = 10, seed: int = 0,
                  window: int | None = None, truth: Any = None, map_size: int = 300,
-                 **loop_options: Any):
+                 torch_threads: int | None = 1, **loop_options: Any):
         from ..microscope import Microscope
 
         super().__init__()
@@ -188,6 +193,7 @@ class AutonomousPanel(ipw.VBox):
         self.model_factory = model_factory or default_model_factory(len(self.energy), window)
         self.n_seed = n_seed
         self.loop_options = dict(n_members=n_members, epochs=epochs, seed=seed, **loop_options)
+        self.torch_threads = torch_threads
         self.truth = None if truth is False else (_truth_of(microscope) if truth is None
                                                   else np.asarray(truth, dtype=np.float32))
         if self.truth is not None and self.truth.shape != (*self.scan_shape, len(self.energy)):
@@ -427,7 +433,10 @@ class AutonomousPanel(ipw.VBox):
     def _work(self, loop: Any, n_steps: int | None) -> None:
         """The background thread: steps, one redraw per step; never raises."""
         state, error = "paused", ""
+        threads = torch.get_num_threads()
         try:
+            if self.torch_threads:
+                torch.set_num_threads(int(self.torch_threads))
             done_steps = 0
             # Start then Stop at once still makes the step that Start began
             while not loop.done and not (done_steps and self._stop.is_set()) and (
@@ -441,6 +450,8 @@ class AutonomousPanel(ipw.VBox):
                 state = "finished"
         except Exception as exc:
             state, error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            torch.set_num_threads(threads)
         try:
             with self._lock:
                 if self.loop is loop:
@@ -552,9 +563,9 @@ class AutonomousPanel(ipw.VBox):
             umap = std.sum(axis=-1, dtype=np.float64).astype(np.float32)
             with self.uncertainty_view.hold_sync():
                 self.uncertainty_view.set_image(umap)
-                self.uncertainty_view.title = ("uncertainty: next picks where bright"
-                                               if loop.strategy == "uncertainty" else
-                                               "uncertainty (ensemble spread)")
+                # the uncertainty strategy weighs this spread (relative to the signal) over
+                # alike tiles, so bright is where the model doubts, not always the next pick
+                self.uncertainty_view.title = "uncertainty (ensemble spread)"
 
     def _show_status(self) -> None:
         with self._lock:

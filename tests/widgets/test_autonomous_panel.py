@@ -211,6 +211,22 @@ def test_on_demand_microscope_runs_without_a_truth_and_resets_to_a_fresh_one():
     np.testing.assert_array_equal(panel.loop.result.spectra, first_spectra)
 
 
+def test_steps_run_with_one_torch_thread_and_leave_the_setting_as_it_was():
+    threads = []
+
+    class Recording(pw.RecordedMicroscope):
+        def acquire(self, positions):
+            threads.append(torch.get_num_threads())  # on the panel's worker thread
+            return super().acquire(positions)
+
+    before = torch.get_num_threads()
+    panel = panel_on(Recording(scope().si), budget=8)
+    click(panel, "start")
+    assert panel.wait(WAIT_S) and panel.n_measured == 8
+    assert threads and set(threads) == {1}
+    assert torch.get_num_threads() == before
+
+
 def test_map_quantity_and_energy_window():
     panel = panel_on(scope())
     click(panel, "step")
