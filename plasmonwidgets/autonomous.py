@@ -460,15 +460,11 @@ class Loop:
         if strategy == "scalarizer" and not callable(scalarizer):
             raise ValueError("strategy='scalarizer' needs scalarizer=, a function spectrum (E,) -> "
                              "float such as the peak energy")
-        if acquisition not in ACQUISITIONS:
-            raise ValueError(f"acquisition must be 'ei' or 'ucb', got {acquisition!r}")
-        if score not in SCORES:
-            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
-        if seed_design not in SEED_DESIGNS:
-            raise ValueError(f"seed_design must be one of {SEED_DESIGNS}, got {seed_design!r}")
-        if batch_selection not in BATCH_SELECTIONS:
-            raise ValueError(f"batch_selection must be one of {BATCH_SELECTIONS}, got "
-                             f"{batch_selection!r}")
+        for name, value, allowed in (("acquisition", acquisition, ACQUISITIONS), ("score", score, SCORES),
+                                     ("seed_design", seed_design, SEED_DESIGNS),
+                                     ("batch_selection", batch_selection, BATCH_SELECTIONS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         h, w = (int(v) for v in microscope.scan_shape)
         for name, value, lo in (("budget", budget, 2), ("batch", batch, 1), ("n_seed", n_seed, 2),
                                 ("epochs", epochs, 1), ("updates", updates, 0),
