@@ -10,8 +10,13 @@ For every strategy (random, raster, uncertainty, scalarizer = expected improveme
 peak energy) and seed, one loop runs to the largest fraction of the pixels; when it reaches
 each fraction (1, 2, 5, 10, 20 % by default) the whole-scan NMSE (%) of its predicted SI
 (the ensemble mean at every pixel, measured or not) is recorded: the mean over pixels of
-the per-spectrum NMSE. Reference: the same ensemble trained on every pixel of the noisy
-scan (``--reference-epochs``), i.e. a full SI.
+the per-spectrum NMSE, and its 99th percentile and maximum over pixels. A strategy may name a
+batch selection: ``uncertainty:distance``. Reference: the same ensemble trained on every
+pixel of the noisy scan (``--reference-epochs``), i.e. a full SI.
+
+Where a gap comes from: ``--polish-updates`` retrains a fresh ensemble that long on the
+loop's own spectra at ``--polish-fractions`` (is the loop short of training or of data?);
+``--ceiling-updates`` does the same on fixed grid and random sets at ``--ceiling-fractions``.
 
 After the uncertainty runs: 90 % interval coverage against the noisy and the noiseless
 scene, with the raw ensemble spread and with the post-hoc scale fitted on 200 unmeasured
